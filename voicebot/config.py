@@ -1,0 +1,165 @@
+"""Configuration: embedded defaults, optionally overridden by a TOML file.
+
+Every knob has a working default so ``voicebot serve`` runs with no file at
+all.  A TOML file (``--config`` or ``$VOICEBOT_CONFIG``) overrides any subset,
+section by section, e.g.::
+
+    [speech]
+    cpu_threads = 1
+    [session]
+    disclosure = "You're talking to the bank's automated assistant…"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Where assembled models and synthesised prompts live.
+
+    ``$VOICEBOT_CACHE`` if set, else ``$XDG_CACHE_HOME/voicebot`` or ``~/.cache/voicebot``.
+    """
+    if explicit := os.environ.get("VOICEBOT_CACHE"):
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "voicebot"
+
+
+DEFAULT_DISCLOSURE = (
+    "Hello, you're speaking with the bank's automated assistant. "
+    "This call is transcribed. "
+    "To reach a person at any time, say agent or press 0. "
+    "How can I help you today?"
+)
+
+
+@dataclass
+class SpeechConfig:
+    """Speech recognition (faster-whisper) settings."""
+
+    # A CTranslate2 Whisper folder; None means the packaged base model.
+    model_dir: str | None = None
+    cpu_threads: int = 1
+    num_workers: int = 2
+    beam_size: int = 1
+    # Shortest encoder window in seconds (DESIGN §2: 30 s costs ~840 ms).
+    min_window_s: float = 8.0
+    use_domain_prompt: bool = True
+
+
+@dataclass
+class TtsConfig:
+    """Speech synthesis (pyttsx3 + espeak-ng) settings."""
+
+    voice: str | None = None  # an espeak voice id, e.g. "gmw/en-US"; None = default
+    rate_wpm: int = 170
+    cache_size: int = 256
+
+
+@dataclass
+class EndpointingConfig:
+    """Turn-taking: when has the caller finished, when are they interrupting."""
+
+    speech_threshold: float = 0.5
+    min_speech_s: float = 0.25  # shorter blips (a cough) are not a turn
+    end_silence_s: float = 0.6
+    max_utterance_s: float = 20.0
+    pre_roll_s: float = 0.2
+    barge_in_min_speech_s: float = 0.3
+
+
+@dataclass
+class DialogueConfig:
+    """How voicebot reaches Rasa."""
+
+    # URL of an already-running Rasa server; None = voicebot starts its own.
+    rasa_url: str | None = None
+    auth_token: str | None = None  # None = a random token per managed server
+    rasa_port: int = 0  # 0 = pick a free port
+    action_port: int = 0
+    request_timeout_s: float = 10.0
+    startup_timeout_s: float = 120.0
+
+
+@dataclass
+class SessionConfig:
+    """Per-call behaviour."""
+
+    disclosure: str = DEFAULT_DISCLOSURE
+    silence_prompt_s: float = 8.0
+    silence_prompt: str = "Are you still there? How can I help?"
+    silence_goodbye: str = "I haven't heard anything, so I'll end the call now. Goodbye."
+    rasa_error_apology: str = (
+        "I'm sorry, I'm having trouble understanding right now. Could you say that again?"
+    )
+    dtmf_interdigit_s: float = 2.0
+    max_call_s: float = 900.0
+
+
+@dataclass
+class StorageConfig:
+    """Where call records are kept."""
+
+    database: str = "var/voicebot.sqlite3"
+
+
+@dataclass
+class Config:
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    def validate(self) -> None:
+        """Refuse configurations that would break a promise to callers."""
+        if not self.session.disclosure.strip():
+            raise ConfigError(
+                "session.disclosure must not be empty: every call starts by telling the "
+                "caller they are talking to an automated assistant"
+            )
+
+
+class ConfigError(ValueError):
+    """The configuration file is malformed or breaks a rule."""
+
+
+def _merge(obj: Any, overrides: dict[str, Any], where: str) -> None:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in overrides.items():
+        if key not in names:
+            raise ConfigError(f"unknown setting {where}{key}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}{key} must be a table")
+            _merge(current, value, f"{where}{key}.")
+        else:
+            setattr(obj, key, value)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Defaults, then the TOML file at ``path`` or ``$VOICEBOT_CONFIG``."""
+    config = Config()
+    path = path or os.environ.get("VOICEBOT_CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        _merge(config, data, "")
+    if url := os.environ.get("VOICEBOT_RASA_URL"):
+        config.dialogue.rasa_url = url
+    if token := os.environ.get("VOICEBOT_RASA_TOKEN"):
+        config.dialogue.auth_token = token
+    config.validate()
+    return config

@@ -1,0 +1,58 @@
+"""Start-up and shutdown of the per-process services all calls share."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from voicebot.config import PROJECT_ROOT, Config
+from voicebot.session.services import Services
+
+log = logging.getLogger("voicebot.runtime")
+
+RASA_PROJECT = PROJECT_ROOT / "rasa_project"
+
+
+def fixed_prompts(config: Config) -> list[str]:
+    """Texts every call may need at once; synthesised at start-up."""
+    s = config.session
+    return [s.disclosure, s.silence_prompt, s.silence_goodbye, s.rasa_error_apology]
+
+
+@asynccontextmanager
+async def open_services(
+    config: Config, *, database: str | Path | None = None, with_store: bool = True
+) -> AsyncIterator[Services]:
+    """Load the model, the voice and the VAD, connect to (or start) Rasa."""
+    from voicebot.audio.vad import SileroVad
+    from voicebot.dialogue.rasa_server import open_dialogue
+    from voicebot.speech.stt import Transcriber
+    from voicebot.speech.tts import Synthesizer
+    from voicebot.speech.vocabulary import domain_prompt
+    from voicebot.storage.call_store import SqliteCallStore
+
+    started = time.perf_counter()
+    prompt = domain_prompt(RASA_PROJECT) if config.speech.use_domain_prompt else None
+    transcriber = Transcriber(config.speech, prompt=prompt)
+    synthesizer = Synthesizer(config.tts)
+    await synthesizer.preload(fixed_prompts(config))
+    store = SqliteCallStore(database or config.storage.database) if with_store else None
+    try:
+        async with open_dialogue(config.dialogue) as dialogue:
+            log.info("event=services_ready seconds=%.2f", time.perf_counter() - started)
+            yield Services(
+                config=config,
+                transcriber=transcriber,
+                synthesizer=synthesizer,
+                dialogue=dialogue,
+                vad=SileroVad(),
+                store=store,
+            )
+    finally:
+        await synthesizer.close()
+        transcriber.close()
+        if store is not None:
+            store.close()

@@ -1,0 +1,1 @@
+"""The call session: one object per call that owns the conversation."""

@@ -1,0 +1,430 @@
+"""One call, one ``CallSession``: disclosure, turn taking, barge-in, transcript.
+
+The session reads typed frames from a :class:`CallChannel` on one task and
+runs the conversation on another, so it keeps listening while it talks:
+
+    frames ──► endpointer ──► events queue ──► STT ► Rasa ► speaker ──► channel.output
+
+Time inside the session is the *media clock* — seconds of caller audio
+received — so a fixture call fed faster than real time behaves exactly like a
+phone call (silence prompts, DTMF timeouts and endpointing all count audio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from voicebot.audio.endpointing import (
+    Endpointer,
+    SpeechConfirmed,
+    SpeechStarted,
+    UtteranceEnded,
+)
+from voicebot.dialogue.dtmf import dtmf_message
+from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
+from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, Utterance
+from voicebot.logs import CallLogger
+from voicebot.session.record import CallRecord, Turn
+from voicebot.session.redaction import mask_keyed_digits, mask_pin
+from voicebot.session.services import Services
+from voicebot.session.speech import Speaker, SpeechHandle
+from voicebot.speech.numbers import normalize_digits
+from voicebot.telephony.channel import CallChannel
+
+PIN_LENGTH = 4
+MAX_DIALOGUE_FAILURES = 3
+_PIN_HINTS = ("pin", "code", "number is")
+
+
+@dataclass(frozen=True, slots=True)
+class DigitsTimedOut:
+    """No further key was pressed within the inter-digit time."""
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceTimedOut:
+    """The caller has said nothing for ``silence_prompt_s`` while the bot listened."""
+
+
+SessionEvent = (
+    UtteranceEnded | SpeechConfirmed | DtmfFrame | HangupFrame | DigitsTimedOut | SilenceTimedOut
+)
+
+
+class CallSession:
+    """Owns one call's conversation from the disclosure to the hang-up."""
+
+    def __init__(self, channel: CallChannel, services: Services) -> None:
+        self.channel = channel
+        self.services = services
+        self.config = services.config
+        self.record = CallRecord(channel.call_id, channel.caller_id, channel.transport)
+        self.speaker = Speaker(services.synthesizer, channel.output)
+        self.log = CallLogger(channel.call_id)
+        self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        self._idle = asyncio.Event()
+        self._media_time = 0.0
+        self._listening_since = 0.0
+        self._caller_speaking = False
+        self._digits = ""
+        self._last_digit_at = 0.0
+        self._expects_pin = False
+        self._silence_prompts = 0
+        self._dialogue_failures = 0
+        self._hung_up_by_caller = False
+        self._ended = False
+
+    # ------------------------------------------------------------------ public
+
+    async def run(self) -> CallRecord:
+        """Run the call to its end and return the (saved) call record."""
+        self.log.event(
+            "call_started", caller=self.channel.caller_id, transport=self.channel.transport
+        )
+        reader = asyncio.create_task(self._read_input(), name=f"reader-{self.channel.call_id}")
+        try:
+            await self._disclose()
+            while not self._ended:
+                await self._dispatch(await self._next_event())
+        except Exception as exc:  # a bug must not leave the caller in silence
+            self.log.error("session_failed", error=repr(exc))
+            self.record.errors.append(f"session failed: {exc!r}")
+            await self._say_and_wait(self.config.session.rasa_error_apology)
+        finally:
+            await self._close(reader)
+        return self.record
+
+    async def wait_idle(self) -> None:
+        """Resolve once the bot has answered everything and is listening.
+
+        Scripted callers (fixtures, tests) wait on this between turns so they
+        can feed audio faster than real time without barging in.
+        """
+        await self._idle.wait()
+
+    # ------------------------------------------------------------------ input
+
+    async def _read_input(self) -> None:
+        endpointer = Endpointer(self.config.endpointing, self.services.vad.stream())
+        try:
+            async for frame in self.channel.frames():
+                if isinstance(frame, AudioFrame):
+                    self._on_audio(endpointer, frame)
+                elif isinstance(frame, DtmfFrame):
+                    self._last_digit_at = self._media_time
+                    self._post(frame)
+                elif isinstance(frame, HangupFrame):
+                    self._post(frame)
+                    return
+            self._post(HangupFrame("media ended"))
+        except Exception as exc:
+            self.log.error("input_failed", error=repr(exc))
+            self._post(HangupFrame(f"input failed: {exc}"))
+
+    def _on_audio(self, endpointer: Endpointer, frame: AudioFrame) -> None:
+        self._media_time += frame.duration_s
+        for event in endpointer.push(frame.pcm):
+            if isinstance(event, SpeechStarted):
+                self._caller_speaking = True
+            elif isinstance(event, UtteranceEnded):
+                self._caller_speaking = False
+                self._listening_since = self._media_time
+                self._post(event)
+            elif isinstance(event, SpeechConfirmed):
+                self._post(event)
+            else:  # noise discarded
+                self._caller_speaking = False
+        self._check_timers()
+
+    def _check_timers(self) -> None:
+        cfg = self.config.session
+        if self._digits and self._media_time - self._last_digit_at >= cfg.dtmf_interdigit_s:
+            self._last_digit_at = float("inf")
+            self._post(DigitsTimedOut())
+        quiet = self._idle.is_set() and not self._caller_speaking and not self._digits
+        if quiet and self._media_time - self._listening_since >= cfg.silence_prompt_s:
+            self._listening_since = self._media_time
+            self._post(SilenceTimedOut())
+
+    def _post(self, event: SessionEvent) -> None:
+        self._idle.clear()
+        self._events.put_nowait(event)
+
+    async def _next_event(self) -> SessionEvent:
+        if self._events.empty() and not self.speaker.speaking:
+            self._become_idle()
+        return await self._events.get()
+
+    def _become_idle(self) -> None:
+        if not self._idle.is_set():
+            self._listening_since = self._media_time
+            self._idle.set()
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _dispatch(self, event: SessionEvent) -> None:
+        if isinstance(event, HangupFrame):
+            self._hung_up_by_caller = True
+            self._end(f"caller: {event.reason}")
+        elif isinstance(event, SpeechConfirmed):
+            if self.speaker.interrupt():
+                self.log.event("barge_in", at=round(event.at, 2))
+        elif isinstance(event, UtteranceEnded):
+            await self._on_utterance(event.utterance)
+        elif isinstance(event, DtmfFrame):
+            await self._on_digit(event.digit)
+        elif isinstance(event, DigitsTimedOut):
+            await self._submit_digits()
+        elif isinstance(event, SilenceTimedOut):
+            await self._on_silence()
+
+    # ------------------------------------------------------------------ disclosure
+
+    async def _disclose(self) -> None:
+        """Say the disclosure first, to the end — unless the caller presses 0."""
+        text = self.config.session.disclosure
+        turn = self.record.add_turn(None, "none", bot_text=text)
+        self.record.disclosure = {"text": text, "at": turn.at}
+        self.log.event("disclosure_started")
+        handle = self.speaker.say(text, interruptible=False)
+        deferred: list[SessionEvent] = []
+        while not handle.done:
+            event = await self._race(handle)
+            if event is None:
+                break
+            if isinstance(event, DtmfFrame) and event.digit == "0" and not self._digits:
+                handle.interrupt()
+                turn.bot_interrupted = True
+            if isinstance(event, HangupFrame | DtmfFrame):
+                await self._dispatch(event)
+            elif not isinstance(event, SpeechConfirmed):
+                deferred.append(event)  # caller talked over it: answer afterwards
+            if self._ended:
+                return
+        turn.timings["tts_first_audio_s"] = handle.first_audio_s or 0.0
+        self._save()
+        for event in deferred:
+            self._events.put_nowait(event)
+
+    async def _race(self, handle: SpeechHandle) -> SessionEvent | None:
+        """Next event, or ``None`` when the handle finishes first."""
+        getter = asyncio.ensure_future(self._events.get())
+        waiter = asyncio.ensure_future(handle.wait())
+        done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            waiter.cancel()
+            return getter.result()
+        getter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await getter
+        return None
+
+    # ------------------------------------------------------------------ turns
+
+    async def _on_utterance(self, utterance: Utterance) -> None:
+        self.speaker.interrupt()
+        started = time.perf_counter()
+        try:
+            transcript = await self.services.transcriber.transcribe(utterance.pcm)
+        except Exception as exc:
+            self.log.error("stt_failed", error=repr(exc))
+            self.record.errors.append(f"speech recognition failed: {exc}")
+            await self._reply_with_apology(None, "speech", str(exc))
+            return
+        stt_s = time.perf_counter() - started
+        text = transcript.text.strip()
+        if not text:
+            audio_s = round(utterance.ended_at - utterance.started_at, 2)
+            self.log.event("empty_transcript", audio_s=audio_s)
+            return
+        if self._expects_pin or any(h in text.lower() for h in _PIN_HINTS):
+            text = normalize_digits(text)
+        timings = {"endpoint_wait_s": utterance.endpoint_wait_s, "stt_s": stt_s}
+        await self._converse(text, "speech", timings, audio=dict(utterance.stats))
+
+    async def _on_digit(self, digit: str) -> None:
+        if digit == "0" and not self._digits and not self._expects_pin:
+            await self._converse(dtmf_message("0", expects_pin=False), "dtmf", {}, shown="0")
+            return
+        if digit == "#":
+            await self._submit_digits()
+            return
+        self._digits += digit
+        if self._expects_pin and len(self._digits) >= PIN_LENGTH:
+            await self._submit_digits()
+
+    async def _submit_digits(self) -> None:
+        digits, self._digits = self._digits, ""
+        if not digits:
+            return
+        if not self._expects_pin and digits != "0":
+            self.log.event("dtmf_unexpected", digits=len(digits))
+            text = "Sorry, those keys don't do anything here. To reach a person, press 0."
+            self.record.add_turn(f"[keypad: {digits}]", "dtmf", bot_text=text)
+            await self._speak(text)
+            return
+        shown = mask_keyed_digits(digits) if self._expects_pin else digits
+        message = dtmf_message(digits, expects_pin=self._expects_pin)
+        await self._converse(message, "dtmf", {}, shown=shown)
+
+    async def _converse(
+        self,
+        text: str,
+        input_kind: str,
+        timings: dict[str, float],
+        *,
+        audio: dict[str, float] | None = None,
+        shown: str | None = None,
+    ) -> None:
+        """Send one caller turn to Rasa, record it (redacted), speak the answer."""
+        pin_context = self._expects_pin
+        started = time.perf_counter()
+        try:
+            reply = await self.services.dialogue.send(
+                self.channel.call_id, text, {"caller_id": self.channel.caller_id}
+            )
+        except DialogueError as exc:
+            self.log.error("dialogue_failed", error=str(exc))
+            self.record.errors.append(f"dialogue failed: {exc}")
+            caller_text = self._caller_text(text, input_kind, shown, redact=pin_context)
+            await self._reply_with_apology(caller_text, input_kind, str(exc))
+            return
+        self._dialogue_failures = 0
+        timings["dialogue_s"] = time.perf_counter() - started
+        redact = pin_context or _mentions_pin(reply)
+        caller_text = self._caller_text(text, input_kind, shown, redact=redact)
+        self._apply_state(reply)
+        turn = self.record.add_turn(
+            caller_text,
+            input_kind,
+            intent=reply.intent,
+            confidence=_round(reply.confidence),
+            bot_text=" ".join(reply.texts),
+            redacted=redact,
+            timings={k: round(v, 4) for k, v in timings.items()},
+            audio=audio or {},
+        )
+        self.log.event(
+            "turn",
+            index=turn.index,
+            input=input_kind,
+            intent=reply.intent,
+            confidence=turn.confidence,
+            redacted=redact,
+        )
+        await self._speak_turn(turn, end_call=reply.end_call)
+
+    def _caller_text(self, text: str, input_kind: str, shown: str | None, *, redact: bool) -> str:
+        if input_kind == "dtmf":
+            return f"[keypad: {shown if shown is not None else text}]"
+        return mask_pin(text) if redact else text
+
+    def _apply_state(self, reply: DialogueReply) -> None:
+        self._expects_pin = reply.expects_pin
+        for key in ("caller_id_matched", "pin_verified"):
+            value = getattr(reply, key)
+            if value is not None:
+                self.record.verified[key] = value
+
+    async def _speak_turn(self, turn: Turn, *, end_call: bool) -> None:
+        if not turn.bot_text:
+            self._save()
+            return
+        handle = self.speaker.say(turn.bot_text)
+        task = asyncio.create_task(self._finish_turn(turn, handle))
+        if end_call:
+            await task
+            self._end("bot ended the call")
+
+    async def _finish_turn(self, turn: Turn, handle: SpeechHandle) -> None:
+        await handle.wait()
+        turn.timings["tts_first_audio_s"] = handle.first_audio_s or 0.0
+        turn.bot_interrupted = handle.interrupted
+        self._save()
+        if self._events.empty() and not self.speaker.speaking:
+            self._become_idle()
+
+    async def _reply_with_apology(
+        self, caller_text: str | None, input_kind: str, error: str
+    ) -> None:
+        self._dialogue_failures += 1
+        cfg = self.config.session
+        if self._dialogue_failures >= MAX_DIALOGUE_FAILURES:
+            text = (
+                "I'm sorry, I'm having technical problems. "
+                "Please call back a little later. Goodbye."
+            )
+            self.record.add_turn(caller_text, input_kind, bot_text=text, error=error)
+            await self._say_and_wait(text)
+            self._end("repeated technical failures")
+            return
+        self.record.add_turn(caller_text, input_kind, bot_text=cfg.rasa_error_apology, error=error)
+        await self._speak(cfg.rasa_error_apology)
+
+    async def _on_silence(self) -> None:
+        self._silence_prompts += 1
+        cfg = self.config.session
+        if self._silence_prompts == 1:
+            self.record.add_turn(None, "none", bot_text=cfg.silence_prompt)
+            await self._speak(cfg.silence_prompt)
+            return
+        self.record.add_turn(None, "none", bot_text=cfg.silence_goodbye)
+        await self._say_and_wait(cfg.silence_goodbye)
+        self._end("caller silent")
+
+    async def _speak(self, text: str) -> SpeechHandle:
+        self._save()
+        handle = self.speaker.say(text)
+        return handle
+
+    async def _say_and_wait(self, text: str) -> None:
+        with contextlib.suppress(Exception):
+            handle = self.speaker.say(text, interruptible=False)
+            await handle.wait()
+
+    # ------------------------------------------------------------------ ending
+
+    def _end(self, reason: str) -> None:
+        if not self._ended:
+            self._ended = True
+            self.record.finish(self.record.outcome if self.record.transfer else "contained", reason)
+            self.log.event("call_ending", reason=reason)
+
+    async def _close(self, reader: asyncio.Task[None]) -> None:
+        self._end("session closed")
+        self.speaker.interrupt()
+        if not self._hung_up_by_caller:
+            with contextlib.suppress(Exception):
+                await self.channel.hangup()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+        self._save()
+        self._idle.set()
+        self.log.event("call_ended", outcome=self.record.outcome, turns=len(self.record.turns))
+
+    def _save(self) -> None:
+        store = self.services.store
+        if store is None:
+            return
+        try:
+            store.save(self.record)
+        except Exception as exc:  # storage trouble must not drop the caller
+            self.log.error("record_save_failed", error=repr(exc))
+
+
+def _mentions_pin(reply: DialogueReply) -> bool:
+    return reply.intent == "provide_pin" or any(e.get("entity") == "pin" for e in reply.entities)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def summarize(record: CallRecord) -> dict[str, Any]:
+    """A compact view for logs and CLI output."""
+    return {"call_id": record.call_id, "turns": len(record.turns), "outcome": record.outcome}

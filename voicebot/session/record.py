@@ -1,0 +1,92 @@
+"""The call record: what happened on a call, in a form agents and auditors read.
+
+The record is built turn by turn and saved after every turn, so a crash or a
+hang-up never loses the transcript.  ``to_dict`` is the JSON that
+``voicebot simulate --json`` prints and the call store keeps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with milliseconds, the format of every record time."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Turn:
+    """One exchange: what the caller said or keyed, and what the bot answered.
+
+    Turn 0 of every call is the disclosure, spoken before the caller says
+    anything; its ``caller_text`` is ``None``.
+    """
+
+    index: int
+    at: str
+    offset_s: float  # seconds since the call was answered
+    caller_text: str | None
+    input: str  # "speech", "dtmf", "none" (the disclosure, silence prompts)
+    intent: str | None = None
+    confidence: float | None = None
+    bot_text: str = ""
+    bot_interrupted: bool = False
+    redacted: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    audio: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class CallRecord:
+    """Everything voicebot keeps about one call (never a PIN)."""
+
+    call_id: str
+    caller_id: str | None
+    transport: str
+    started_at: str = field(default_factory=utc_now)
+    ended_at: str | None = None
+    disclosure: dict[str, str] | None = None
+    turns: list[Turn] = field(default_factory=list)
+    verified: dict[str, bool | None] = field(
+        default_factory=lambda: {"caller_id_matched": None, "pin_verified": None}
+    )
+    transfer: dict[str, Any] | None = None
+    outcome: str = "in_progress"
+    end_reason: str | None = None
+    errors: list[str] = field(default_factory=list)
+    _t0: float = field(default_factory=time.monotonic, repr=False)
+
+    def offset(self) -> float:
+        """Seconds since the call started, for turn offsets."""
+        return round(time.monotonic() - self._t0, 3)
+
+    def add_turn(self, caller_text: str | None, input_kind: str, **fields: Any) -> Turn:
+        turn = Turn(
+            index=len(self.turns),
+            at=utc_now(),
+            offset_s=self.offset(),
+            caller_text=caller_text,
+            input=input_kind,
+            **fields,
+        )
+        self.turns.append(turn)
+        return turn
+
+    def caller_turns(self) -> list[Turn]:
+        return [t for t in self.turns if t.caller_text is not None]
+
+    def finish(self, outcome: str, reason: str) -> None:
+        if self.ended_at is None:
+            self.ended_at = utc_now()
+            self.outcome = outcome
+            self.end_reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_t0")
+        return data

@@ -1,0 +1,28 @@
+"""The shared, per-process services every call session borrows.
+
+Loading a Whisper model or starting Rasa takes seconds; a call must not.  One
+``Services`` is built at start-up and handed to each session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from voicebot.audio.vad import SileroVad
+    from voicebot.config import Config
+    from voicebot.dialogue.rasa_client import RasaClient
+    from voicebot.speech.stt import Transcriber
+    from voicebot.speech.tts import Synthesizer
+    from voicebot.storage.call_store import CallStore
+
+
+@dataclass
+class Services:
+    config: Config
+    transcriber: Transcriber
+    synthesizer: Synthesizer
+    dialogue: RasaClient
+    vad: SileroVad
+    store: CallStore | None = None

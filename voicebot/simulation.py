@@ -1,0 +1,122 @@
+"""Fixture calls: ``voicebot simulate`` (one call) and ``voicebot eval`` (scenarios)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from voicebot.session.call_session import CallSession
+from voicebot.session.record import CallRecord
+from voicebot.session.services import Services
+from voicebot.telephony.fixture import FixtureChannel, FixtureError, FixtureTurn, parse_turn
+
+
+async def simulate_call(
+    services: Services,
+    turns: list[FixtureTurn],
+    caller_id: str | None = None,
+    out_dir: Path | None = None,
+) -> CallRecord:
+    """Run one scripted call through the real session; optionally save the bot's audio."""
+    channel = FixtureChannel(turns, caller_id=caller_id)
+    session = CallSession(channel, services)
+    channel.attach(session.wait_idle)
+    record = await session.run()
+    if out_dir is not None:
+        channel.output.save(out_dir)
+    return record
+
+
+@dataclass
+class Scenario:
+    id: str
+    turns: list[FixtureTurn]
+    expect: dict[str, Any]
+    caller: str | None = None
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    record: CallRecord
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.scenario.id,
+            "expect": self.scenario.expect,
+            "passed": self.passed,
+            "failures": self.failures,
+            "record": self.record.to_dict(),
+        }
+
+
+def load_scenarios(path: Path) -> list[Scenario]:
+    """Parse a scenarios YAML; WAV paths are relative to the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise FixtureError(f"cannot read scenarios {path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
+        raise FixtureError(f"{path}: expected a top-level 'scenarios:' list")
+    scenarios = []
+    for entry in data["scenarios"]:
+        sid = entry.get("id") or f"scenario-{len(scenarios) + 1}"
+        turns = [parse_turn(str(t), path.parent) for t in entry.get("turns", [])]
+        scenarios.append(Scenario(sid, turns, dict(entry.get("expect") or {}), entry.get("caller")))
+    return scenarios
+
+
+def check_expectations(record: CallRecord, expect: dict[str, Any]) -> list[str]:
+    """Differences between a call record and a scenario's ``expect`` block."""
+    failures = []
+    if "outcome" in expect and record.outcome != expect["outcome"]:
+        failures.append(f"outcome {record.outcome!r} != expected {expect['outcome']!r}")
+    if "reason" in expect:
+        got = (record.transfer or {}).get("reason")
+        if got != expect["reason"]:
+            failures.append(f"transfer reason {got!r} != expected {expect['reason']!r}")
+    if "intents" in expect:
+        got_intents = [t.intent for t in record.caller_turns()]
+        want = list(expect["intents"])
+        if got_intents[: len(want)] != want:
+            failures.append(f"intents {got_intents} != expected {want}")
+    return failures
+
+
+async def run_scenarios(services: Services, scenarios: list[Scenario]) -> list[ScenarioResult]:
+    results = []
+    for scenario in scenarios:
+        record = await simulate_call(services, scenario.turns, scenario.caller)
+        results.append(
+            ScenarioResult(scenario, record, check_expectations(record, scenario.expect))
+        )
+    return results
+
+
+def totals(results: list[ScenarioResult]) -> dict[str, Any]:
+    caller_turns = [
+        (t.intent, want)
+        for r in results
+        for t, want in zip(
+            r.record.caller_turns(), r.scenario.expect.get("intents", []), strict=False
+        )
+    ]
+    return {
+        "scenarios": len(results),
+        "passed": sum(r.passed for r in results),
+        "failed": sum(not r.passed for r in results),
+        "intent_accuracy": (
+            round(sum(a == b for a, b in caller_turns) / len(caller_turns), 4)
+            if caller_turns
+            else None
+        ),
+        "transferred": sum(r.record.outcome == "transferred" for r in results),
+    }

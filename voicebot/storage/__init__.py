@@ -1,0 +1,1 @@
+"""Where call records live: SQLite by default, behind a small interface."""

@@ -1,0 +1,52 @@
+"""The contract between a transport and a call session.
+
+A transport turns one phone call into a :class:`CallChannel`: an async stream
+of typed input frames, a place to write the bot's audio, and a way to hang up.
+Every transport (SIP, media stream, local audio, fixtures) implements it, so
+the session code a fixture test runs is the code a phone call runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from voicebot.frames import InputFrame
+
+
+@runtime_checkable
+class MediaOutput(Protocol):
+    """Where the bot's 8 kHz int16 audio goes.
+
+    ``write`` queues audio for play-out and returns at once; the transport
+    paces it (20 ms RTP packets, WebSocket media messages, a sound card).
+    ``clear`` drops everything queued — barge-in.  ``drained`` resolves once
+    all queued audio has been played to the caller (immediately for
+    transports with no real-time clock, such as fixtures).
+    """
+
+    def write(self, pcm: np.ndarray) -> None: ...
+
+    def clear(self) -> None: ...
+
+    async def drained(self) -> None: ...
+
+
+@runtime_checkable
+class CallChannel(Protocol):
+    """One call as the session sees it."""
+
+    call_id: str
+    caller_id: str | None
+    transport: str  # "sip", "media-stream", "local", "fixture"
+    output: MediaOutput
+
+    def frames(self) -> AsyncIterator[InputFrame]:
+        """Caller audio (20 ms frames), DTMF digits, and finally a hang-up."""
+        ...
+
+    async def hangup(self) -> None:
+        """End the call from the bot's side (SIP BYE, socket close…)."""
+        ...
