@@ -15,7 +15,7 @@ from voicebot.logs import setup_logging
 from voicebot.session.record import CallRecord
 
 FIXTURES = PROJECT_ROOT / "audio_fixtures"
-DEMO_SCENARIOS = ("opening-hours", "balance-spoken-pin")
+DEMO_SCENARIOS = ("opening_hours", "balance_spoken_pin")
 
 
 class UserError(Exception):
@@ -44,11 +44,13 @@ def print_record(record: CallRecord, out: Any = sys.stdout) -> None:
 
 async def cmd_simulate(args: argparse.Namespace, config: Config) -> int:
     from voicebot.runtime import open_services
-    from voicebot.simulation import simulate_call
+    from voicebot.simulation import SimulatedAgentDialer, add_simulated_agent, simulate_call
     from voicebot.telephony.fixture import parse_turn
 
     turns = [parse_turn(t) for t in args.turns]  # fail fast, before loading anything
-    async with open_services(config) as services:
+    async with open_services(config, dialer=SimulatedAgentDialer()) as services:
+        if not args.no_agent:
+            add_simulated_agent(services)
         record = await simulate_call(services, turns, args.caller, args.out)
     if args.json:
         print(json.dumps(record.to_dict(), indent=2))
@@ -59,12 +61,20 @@ async def cmd_simulate(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     from voicebot.runtime import open_services
-    from voicebot.simulation import load_scenarios, run_scenarios, totals
+    from voicebot.simulation import (
+        SimulatedAgentDialer,
+        add_simulated_agent,
+        load_scenarios,
+        run_scenarios,
+        totals,
+    )
 
     scenarios = load_scenarios(Path(args.scenarios))
     if args.only:
         scenarios = [s for s in scenarios if s.id in set(args.only)]
-    async with open_services(config) as services:
+    async with open_services(config, dialer=SimulatedAgentDialer()) as services:
+        if not args.no_agent:
+            add_simulated_agent(services)
         results = await run_scenarios(services, scenarios)
     summary = totals(results)
     if args.json:
@@ -94,6 +104,56 @@ async def cmd_demo(args: argparse.Namespace, config: Config) -> int:
             print_record(record)
             print(f"  bot audio: {out}/\n")
     return 0
+
+
+async def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    """Answer SIP calls and carrier media streams until SIGTERM."""
+    from voicebot.handoff import parse_agent_option
+    from voicebot.runtime import open_services
+    from voicebot.server import Listen, serve
+
+    if args.sip_listen:
+        sip = Listen.parse(args.sip_listen)
+        config.sip.listen_host, config.sip.listen_port = sip.host, sip.port
+    if args.http_listen:
+        http = Listen.parse(args.http_listen)
+        config.http.listen_host, config.http.listen_port = http.host, http.port
+    agents = [parse_agent_option(spec) for spec in args.agent]
+    async with open_services(config) as services:
+        assert services.queue is not None
+        for name, uri in agents:
+            agent = services.queue.add_agent(name, uri)
+            print(f"agent {name} ({uri}) signed in; desk token: {agent.token}", flush=True)
+        await serve(services, config, lambda line: print(line, flush=True))
+    return 0
+
+
+async def cmd_talk(args: argparse.Namespace, config: Config) -> int:
+    """A call from this computer's microphone and speaker; type digits + Enter for keys."""
+    from voicebot.runtime import open_services
+    from voicebot.session.call_session import CallSession
+    from voicebot.telephony.local_audio import find_devices, open_local_channel
+
+    find_devices()  # no sound card or PortAudio: a clear error before models load
+    channel = open_local_channel(caller_id=args.caller, half_duplex=args.half_duplex)
+    async with open_services(config) as services, channel as ch:
+        print("Talking to voicebot. Type digits + Enter for keypad, q + Enter to hang up.")
+        keys = asyncio.create_task(_forward_keys(ch))
+        record = await CallSession(ch, services).run()
+        keys.cancel()
+    print_record(record)
+    return 0
+
+
+async def _forward_keys(channel: Any) -> None:
+    """Terminal lines become keypad presses (the terminal is our phone's keypad)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line or line.strip().lower() == "q":
+            channel.end()
+            return
+        channel.press(line.strip())
 
 
 def cmd_calls(args: argparse.Namespace, config: Config) -> int:
@@ -129,14 +189,43 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print the call record as JSON")
     sim.add_argument("--out", type=Path, help="write the bot's audio (WAV) here")
     sim.add_argument("turns", nargs="+", metavar="TURN", help="WAV file or dtmf:DIGITS")
+    sim.add_argument(
+        "--no-agent",
+        action="store_true",
+        help="no simulated agent: transfers end in the callback offer",
+    )
 
     ev = sub.add_parser("eval", help="run scripted scenario calls and report")
     ev.add_argument("scenarios", help="scenarios YAML")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--only", nargs="*", help="scenario ids to run")
+    ev.add_argument("--no-agent", action="store_true", help="no simulated agent")
 
     demo = sub.add_parser("demo", help="play demo calls from the fixtures and print transcripts")
     demo.add_argument("--out", default="var/demo", help="where to write the bot's audio")
+
+    srv = sub.add_parser("serve", help="answer SIP calls and carrier media streams")
+    srv.add_argument(
+        "--sip-listen", metavar="HOST:PORT", help="SIP UDP listener (default 127.0.0.1:5060)"
+    )
+    srv.add_argument(
+        "--http-listen", metavar="HOST:PORT", help="HTTP listener (default 127.0.0.1:8080)"
+    )
+    srv.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="NAME=SIP_URI",
+        help="an agent signed in and available from the start (repeatable)",
+    )
+
+    talk = sub.add_parser("talk", help="a call from this computer's microphone and speaker")
+    talk.add_argument("--caller", default=None, help="caller ID to present, e.g. +15550100")
+    talk.add_argument(
+        "--half-duplex",
+        action="store_true",
+        help="mute the microphone while the bot speaks (no headset)",
+    )
 
     calls = sub.add_parser("calls", help="stored call records")
     calls.add_argument("--database", help="call store (default from config)")
@@ -155,6 +244,8 @@ COMMANDS: dict[str, Callable[..., Coroutine[Any, Any, int] | int]] = {
     "eval": cmd_eval,
     "demo": cmd_demo,
     "calls": cmd_calls,
+    "serve": cmd_serve,
+    "talk": cmd_talk,
 }
 
 

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voicebot.handoff.config import HandoffConfig
+from voicebot.telephony.sip.config import SipConfig
+from voicebot.transfer.config import TransferConfig
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -112,6 +116,14 @@ class StorageConfig:
 
 
 @dataclass
+class HttpConfig:
+    """The HTTP listener: carrier media streams, the agent desk, /health."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+
+
+@dataclass
 class Config:
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
@@ -119,6 +131,10 @@ class Config:
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    handoff: HandoffConfig = field(default_factory=HandoffConfig)
+    sip: SipConfig = field(default_factory=SipConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
 
     def validate(self) -> None:
         """Refuse configurations that would break a promise to callers."""
@@ -127,6 +143,11 @@ class Config:
                 "session.disclosure must not be empty: every call starts by telling the "
                 "caller they are talking to an automated assistant"
             )
+        for section in (self.transfer, self.handoff, self.sip):
+            try:
+                section.validate()
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
 
 
 class ConfigError(ValueError):

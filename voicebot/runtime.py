@@ -7,9 +7,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicebot.config import PROJECT_ROOT, Config
 from voicebot.session.services import Services
+
+if TYPE_CHECKING:
+    from voicebot.handoff import Dialer
 
 log = logging.getLogger("voicebot.runtime")
 
@@ -24,11 +28,21 @@ def fixed_prompts(config: Config) -> list[str]:
 
 @asynccontextmanager
 async def open_services(
-    config: Config, *, database: str | Path | None = None, with_store: bool = True
+    config: Config,
+    *,
+    database: str | Path | None = None,
+    dialer: Dialer | None = None,
+    bank_db: Path | None = None,
 ) -> AsyncIterator[Services]:
-    """Load the model, the voice and the VAD, connect to (or start) Rasa."""
+    """Load the model, the voice and the VAD, connect to (or start) Rasa.
+
+    ``dialer`` rings agents for transfers (SIP REFER/bridge in ``serve``, a
+    simulated agent in ``simulate``); None rings the agent desk only.
+    ``bank_db`` gives a managed Rasa its own demo bank (tests block cards).
+    """
     from voicebot.audio.vad import SileroVad
     from voicebot.dialogue.rasa_server import open_dialogue
+    from voicebot.handoff import TransferQueue
     from voicebot.speech.stt import Transcriber
     from voicebot.speech.tts import Synthesizer
     from voicebot.speech.vocabulary import domain_prompt
@@ -39,9 +53,11 @@ async def open_services(
     transcriber = Transcriber(config.speech, prompt=prompt)
     synthesizer = Synthesizer(config.tts)
     await synthesizer.preload(fixed_prompts(config))
-    store = SqliteCallStore(database or config.storage.database) if with_store else None
+    store = SqliteCallStore(database or config.storage.database)
+    queue = TransferQueue(store, config.handoff, dialer)
     try:
-        async with open_dialogue(config.dialogue) as dialogue:
+        managed = {"bank_db": bank_db} if bank_db else {}
+        async with open_dialogue(config.dialogue, **managed) as dialogue:
             log.info("event=services_ready seconds=%.2f", time.perf_counter() - started)
             yield Services(
                 config=config,
@@ -50,9 +66,9 @@ async def open_services(
                 dialogue=dialogue,
                 vad=SileroVad(),
                 store=store,
+                queue=queue,
             )
     finally:
         await synthesizer.close()
         transcriber.close()
-        if store is not None:
-            store.close()
+        store.close()

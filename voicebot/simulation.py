@@ -120,3 +120,24 @@ def totals(results: list[ScenarioResult]) -> dict[str, Any]:
         ),
         "transferred": sum(r.record.outcome == "transferred" for r in results),
     }
+
+
+class SimulatedAgentDialer:
+    """A stand-in agent for fixture calls: picks up at once.
+
+    Fixture calls have no phone line to transfer, so ``simulate`` and ``eval``
+    stop at the point where a real agent would answer; the record still shows
+    the decision, the package and the ring.
+    """
+
+    async def ring(self, agent: Any, package: Any) -> str:
+        return "answered"
+
+
+SIMULATED_AGENT = ("simulated-agent", "sip:agent@simulated.invalid")
+
+
+def add_simulated_agent(services: Services) -> None:
+    """Sign in the simulated agent (once) so fixture transfers are answered."""
+    if services.queue is not None and SIMULATED_AGENT[0] not in services.queue.agents:
+        services.queue.add_agent(*SIMULATED_AGENT)

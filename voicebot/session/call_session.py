@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from voicebot.audio.endpointing import (
     Endpointer,
@@ -28,16 +29,36 @@ from voicebot.dialogue.dtmf import dtmf_message
 from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
 from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, Utterance
 from voicebot.logs import CallLogger
-from voicebot.session.record import CallRecord, Turn
+from voicebot.session.handover import HandoverTexts, hand_over
+from voicebot.session.record import CallRecord, Turn, utc_now
 from voicebot.session.redaction import mask_keyed_digits, mask_pin
 from voicebot.session.services import Services
 from voicebot.session.speech import Speaker, SpeechHandle
 from voicebot.speech.numbers import normalize_digits
 from voicebot.telephony.channel import CallChannel
+from voicebot.transfer import TransferPolicy, TurnObservation, VerifiedFacts, summary
+
+if TYPE_CHECKING:
+    from voicebot.handoff import HandoffPackage
 
 PIN_LENGTH = 4
 MAX_DIALOGUE_FAILURES = 3
 _PIN_HINTS = ("pin", "code", "number is")
+# A turn with one of these intents got the caller something done (for the
+# transfer policy's "long call without progress" signal).
+PROGRESS_INTENTS = frozenset(
+    {
+        "opening_hours",
+        "check_balance",
+        "recent_transactions",
+        "lost_card",
+        "reset_password",
+        "provide_pin",
+        "what_can_you_do",
+        "affirm",
+        "thank_you",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +67,25 @@ class DigitsTimedOut:
 
 
 @dataclass(frozen=True, slots=True)
+class ShutdownRequested:
+    """The server is stopping: say goodbye and hang up cleanly."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class SilenceTimedOut:
     """The caller has said nothing for ``silence_prompt_s`` while the bot listened."""
 
 
 SessionEvent = (
-    UtteranceEnded | SpeechConfirmed | DtmfFrame | HangupFrame | DigitsTimedOut | SilenceTimedOut
+    UtteranceEnded
+    | SpeechConfirmed
+    | DtmfFrame
+    | HangupFrame
+    | DigitsTimedOut
+    | SilenceTimedOut
+    | ShutdownRequested
 )
 
 
@@ -77,6 +111,9 @@ class CallSession:
         self._dialogue_failures = 0
         self._hung_up_by_caller = False
         self._ended = False
+        self.handed_off = False  # the call now belongs to an agent: don't hang up
+        self.policy = TransferPolicy(self.config.transfer)
+        self.handover_texts = HandoverTexts()
 
     # ------------------------------------------------------------------ public
 
@@ -93,10 +130,14 @@ class CallSession:
         except Exception as exc:  # a bug must not leave the caller in silence
             self.log.error("session_failed", error=repr(exc))
             self.record.errors.append(f"session failed: {exc!r}")
-            await self._say_and_wait(self.config.session.rasa_error_apology)
+            await self.say_and_wait(self.config.session.rasa_error_apology)
         finally:
             await self._close(reader)
         return self.record
+
+    def request_shutdown(self, message: str) -> None:
+        """Ask the call to end politely (SIGTERM): goodbye, BYE, record saved."""
+        self._post(ShutdownRequested(message))
 
     async def wait_idle(self) -> None:
         """Resolve once the bot has answered everything and is listening.
@@ -181,6 +222,11 @@ class CallSession:
             await self._submit_digits()
         elif isinstance(event, SilenceTimedOut):
             await self._on_silence()
+        elif isinstance(event, ShutdownRequested):
+            self.speaker.interrupt()
+            self.record.add_turn(None, "none", bot_text=event.message)
+            await self.say_and_wait(event.message)
+            self._end("server shutting down")
 
     # ------------------------------------------------------------------ disclosure
 
@@ -199,7 +245,9 @@ class CallSession:
             if isinstance(event, DtmfFrame) and event.digit == "0" and not self._digits:
                 handle.interrupt()
                 turn.bot_interrupted = True
-            if isinstance(event, HangupFrame | DtmfFrame):
+            if isinstance(event, ShutdownRequested):
+                handle.interrupt()
+            if isinstance(event, HangupFrame | DtmfFrame | ShutdownRequested):
                 await self._dispatch(event)
             elif not isinstance(event, SpeechConfirmed):
                 deferred.append(event)  # caller talked over it: answer afterwards
@@ -233,7 +281,7 @@ class CallSession:
         except Exception as exc:
             self.log.error("stt_failed", error=repr(exc))
             self.record.errors.append(f"speech recognition failed: {exc}")
-            await self._reply_with_apology(None, "speech", str(exc))
+            await self._reply_with_apology("[speech not recognised]", "speech", str(exc))
             return
         stt_s = time.perf_counter() - started
         text = transcript.text.strip()
@@ -280,7 +328,7 @@ class CallSession:
         audio: dict[str, float] | None = None,
         shown: str | None = None,
     ) -> None:
-        """Send one caller turn to Rasa, record it (redacted), speak the answer."""
+        """Send one caller turn to Rasa, record it (redacted), then answer or transfer."""
         pin_context = self._expects_pin
         started = time.perf_counter()
         try:
@@ -291,15 +339,14 @@ class CallSession:
             self.log.error("dialogue_failed", error=str(exc))
             self.record.errors.append(f"dialogue failed: {exc}")
             caller_text = self._caller_text(text, input_kind, shown, redact=pin_context)
-            await self._reply_with_apology(caller_text, input_kind, str(exc))
+            await self._reply_with_apology(caller_text, input_kind, str(exc), audio, shown)
             return
         self._dialogue_failures = 0
         timings["dialogue_s"] = time.perf_counter() - started
         redact = pin_context or _mentions_pin(reply)
-        caller_text = self._caller_text(text, input_kind, shown, redact=redact)
         self._apply_state(reply)
         turn = self.record.add_turn(
-            caller_text,
+            self._caller_text(text, input_kind, shown, redact=redact),
             input_kind,
             intent=reply.intent,
             confidence=_round(reply.confidence),
@@ -316,6 +363,9 @@ class CallSession:
             confidence=turn.confidence,
             redacted=redact,
         )
+        observation = self._observation(turn, reply, shown if input_kind == "dtmf" else None)
+        if await self._transfer_if_decided(turn, observation):
+            return
         await self._speak_turn(turn, end_call=reply.end_call)
 
     def _caller_text(self, text: str, input_kind: str, shown: str | None, *, redact: bool) -> str:
@@ -329,6 +379,99 @@ class CallSession:
             value = getattr(reply, key)
             if value is not None:
                 self.record.verified[key] = value
+
+    # ------------------------------------------------------------------ transfer
+
+    def _observation(
+        self, turn: Turn, reply: DialogueReply | None, dtmf: str | None, failed: bool = False
+    ) -> TurnObservation:
+        """What the transfer policy needs to know about this turn (redacted text only)."""
+        ranking = [_ranked(r) for r in (reply.intent_ranking if reply else [])][:5]
+        return TurnObservation(
+            index=turn.index,
+            at_s=turn.offset_s,
+            caller_text="" if turn.input == "dtmf" else (turn.caller_text or ""),
+            intent=turn.intent,
+            confidence=turn.confidence,
+            intent_ranking=ranking,
+            dtmf=dtmf,
+            audio_stats=turn.audio,
+            bot_text=turn.bot_text,
+            dialogue_failed=failed,
+            made_progress=(turn.intent in PROGRESS_INTENTS) if not failed else False,
+        )
+
+    async def _transfer_if_decided(self, turn: Turn, observation: TurnObservation) -> bool:
+        decision = self.policy.observe(observation)
+        if decision is None:
+            return False
+        facts = VerifiedFacts(self.channel.caller_id, **self.record.verified)
+        line = summary(self.policy.state.turns, decision, facts, self.config.transfer)
+        self.record.transfer = self.policy.state.record(line)
+        self.log.event("transfer_decided", reason=decision.reason, trigger=decision.trigger)
+        turn.bot_text = self.handover_texts.announce
+        self._save()
+        self.speaker.interrupt()
+        result = await hand_over(self, self.handover_texts)
+        if self.record.transfer is not None:
+            self.record.transfer["handoff"] = result
+        self._end(f"handoff: {result['status']}")
+        return True
+
+    def store_package(self, package: HandoffPackage) -> None:
+        """Keep the handoff package even when no queue is configured."""
+        store = self.services.store
+        if store is not None and hasattr(store, "save_handoff"):
+            store.save_handoff(package.to_dict(), "no_agent", utc_now())
+
+    async def wait_for_hangup(self) -> None:
+        """While on hold: ignore everything but the caller leaving."""
+        while True:
+            event = await self._events.get()
+            if isinstance(event, HangupFrame):
+                self._hung_up_by_caller = True
+                return
+
+    async def ask_yes_no(self, question: str) -> bool:
+        """Ask, then read the caller's next turn as yes (Rasa ``affirm``, key 1) or no."""
+        turn = self.record.add_turn(None, "none", bot_text=question)
+        self._save()
+        await self.say_and_wait(question)
+        self._become_idle()
+        while True:
+            event = await self._events.get()
+            if isinstance(event, HangupFrame):
+                self._hung_up_by_caller = True
+                return False
+            if isinstance(event, SilenceTimedOut):
+                return False
+            if isinstance(event, DtmfFrame):
+                return event.digit == "1"
+            if isinstance(event, UtteranceEnded):
+                return await self._yes_no_answer(event.utterance, turn)
+
+    async def _yes_no_answer(self, utterance: Utterance, question: Turn) -> bool:
+        transcript = await self.services.transcriber.transcribe(utterance.pcm)
+        text = transcript.text.strip()
+        try:
+            reply = await self.services.dialogue.send(
+                self.channel.call_id, text, {"caller_id": self.channel.caller_id}
+            )
+            intent, confidence = reply.intent, reply.confidence
+        except DialogueError as exc:
+            # Rasa is down (maybe why we are here): a plain yes must still count.
+            intent, confidence = ("affirm" if _plain_yes(text) else None), None
+            self.record.errors.append(f"dialogue failed: {exc}")
+        self.record.add_turn(
+            text,
+            "speech",
+            intent=intent,
+            confidence=_round(confidence),
+            audio=dict(utterance.stats),
+        )
+        return intent == "affirm"
+
+    # ------------------------------------------------------------------ speaking
 
     async def _speak_turn(self, turn: Turn, *, end_call: bool) -> None:
         if not turn.bot_text:
@@ -345,24 +488,37 @@ class CallSession:
         turn.timings["tts_first_audio_s"] = handle.first_audio_s or 0.0
         turn.bot_interrupted = handle.interrupted
         self._save()
-        if self._events.empty() and not self.speaker.speaking:
-            self._become_idle()
+        await self._idle_after(handle)
 
     async def _reply_with_apology(
-        self, caller_text: str | None, input_kind: str, error: str
+        self,
+        caller_text: str | None,
+        input_kind: str,
+        error: str,
+        audio: dict[str, float] | None = None,
+        shown: str | None = None,
     ) -> None:
+        """Rasa or STT failed: apologise; the transfer policy may hand the caller over."""
         self._dialogue_failures += 1
         cfg = self.config.session
+        turn = self.record.add_turn(
+            caller_text,
+            input_kind,
+            bot_text=cfg.rasa_error_apology,
+            error=error,
+            audio=audio or {},
+        )
+        observation = self._observation(turn, None, shown, failed=True)
+        if await self._transfer_if_decided(turn, observation):
+            return
         if self._dialogue_failures >= MAX_DIALOGUE_FAILURES:
-            text = (
+            turn.bot_text = (
                 "I'm sorry, I'm having technical problems. "
                 "Please call back a little later. Goodbye."
             )
-            self.record.add_turn(caller_text, input_kind, bot_text=text, error=error)
-            await self._say_and_wait(text)
+            await self.say_and_wait(turn.bot_text)
             self._end("repeated technical failures")
             return
-        self.record.add_turn(caller_text, input_kind, bot_text=cfg.rasa_error_apology, error=error)
         await self._speak(cfg.rasa_error_apology)
 
     async def _on_silence(self) -> None:
@@ -373,15 +529,22 @@ class CallSession:
             await self._speak(cfg.silence_prompt)
             return
         self.record.add_turn(None, "none", bot_text=cfg.silence_goodbye)
-        await self._say_and_wait(cfg.silence_goodbye)
+        await self.say_and_wait(cfg.silence_goodbye)
         self._end("caller silent")
 
     async def _speak(self, text: str) -> SpeechHandle:
+        """Say something outside a dialogue turn (prompts, apologies); keep listening."""
         self._save()
         handle = self.speaker.say(text)
+        asyncio.create_task(self._idle_after(handle))
         return handle
 
-    async def _say_and_wait(self, text: str) -> None:
+    async def _idle_after(self, handle: SpeechHandle) -> None:
+        await handle.wait()
+        if self._events.empty() and not self.speaker.speaking:
+            self._become_idle()
+
+    async def say_and_wait(self, text: str) -> None:
         with contextlib.suppress(Exception):
             handle = self.speaker.say(text, interruptible=False)
             await handle.wait()
@@ -391,21 +554,32 @@ class CallSession:
     def _end(self, reason: str) -> None:
         if not self._ended:
             self._ended = True
-            self.record.finish(self.record.outcome if self.record.transfer else "contained", reason)
+            outcome = self.record.outcome
+            self.record.finish("contained" if outcome == "in_progress" else outcome, reason)
             self.log.event("call_ending", reason=reason)
 
     async def _close(self, reader: asyncio.Task[None]) -> None:
         self._end("session closed")
         self.speaker.interrupt()
-        if not self._hung_up_by_caller:
+        if self.handed_off and self.services.queue is not None:
+            self.services.queue.call_ended(self.channel.call_id)
+        if not self._hung_up_by_caller and not self.handed_off:
             with contextlib.suppress(Exception):
                 await self.channel.hangup()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
         self._save()
+        await self._forget_dialogue()
         self._idle.set()
         self.log.event("call_ended", outcome=self.record.outcome, turns=len(self.record.turns))
+
+    async def _forget_dialogue(self) -> None:
+        """Drop Rasa's copy of the conversation: it holds raw text (maybe a PIN)."""
+        forget = getattr(self.services.dialogue, "forget", None)
+        if forget is not None:
+            with contextlib.suppress(Exception):
+                await forget(self.channel.call_id)
 
     def _save(self) -> None:
         store = self.services.store
@@ -421,10 +595,20 @@ def _mentions_pin(reply: DialogueReply) -> bool:
     return reply.intent == "provide_pin" or any(e.get("entity") == "pin" for e in reply.entities)
 
 
+_YES = re.compile(r"^\W*(yes|yeah|yep|sure|please|ok(ay)?|correct|that'?s right)\b", re.I)
+
+
+def _plain_yes(text: str) -> bool:
+    return bool(_YES.match(text))
+
+
+def _ranked(entry: object) -> tuple[str, float]:
+    """Rasa's ranking entries are ``{"name", "confidence"}``; tuples pass through."""
+    if isinstance(entry, dict):
+        return str(entry.get("name")), float(entry.get("confidence") or 0.0)
+    name, confidence = entry  # type: ignore[misc]
+    return str(name), float(confidence)
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def summarize(record: CallRecord) -> dict[str, Any]:
-    """A compact view for logs and CLI output."""
-    return {"call_id": record.call_id, "turns": len(record.turns), "outcome": record.outcome}

@@ -1,0 +1,1 @@
+"""Custom actions for the voicebot bank line (loaded by rasa_sdk: ``--actions actions``)."""

@@ -1,0 +1,364 @@
+"""The call session driven by scripted fakes on compressed time (LiveKit-style).
+
+The endpointer is the real one; only the VAD model, STT, Rasa and TTS are
+replaced, so turn taking, barge-in, DTMF collection, redaction and silence
+handling are tested without loading a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from voicebot.config import Config
+from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
+from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, InputFrame, silence, split_frames
+from voicebot.session.call_session import CallSession
+from voicebot.session.services import Services
+
+SPEECH_LEVEL = 8000
+
+
+def speech(seconds: float) -> np.ndarray:
+    """A loud tone the fake VAD calls speech."""
+    t = np.arange(round(seconds * 8000)) / 8000
+    return (SPEECH_LEVEL * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+
+
+class EnergyVadStream:
+    window_samples = 256
+    latency_samples = 0
+
+    def __init__(self) -> None:
+        self._buf = np.zeros(0, dtype=np.int16)
+
+    def push(self, pcm: np.ndarray) -> list[float]:
+        self._buf = np.concatenate([self._buf, pcm])
+        probs = []
+        while len(self._buf) >= self.window_samples:
+            win, self._buf = self._buf[: self.window_samples], self._buf[self.window_samples :]
+            probs.append(1.0 if np.abs(win.astype(np.int32)).mean() > 1000 else 0.0)
+        return probs
+
+    def reset(self) -> None:
+        self._buf = np.zeros(0, dtype=np.int16)
+
+
+class FakeVad:
+    def stream(self) -> EnergyVadStream:
+        return EnergyVadStream()
+
+
+@dataclass
+class Said:
+    text: str
+
+
+class FakeTranscriber:
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = list(texts)
+
+    async def transcribe(self, pcm: np.ndarray) -> Said:
+        return Said(self.texts.pop(0) if self.texts else "")
+
+
+class FakeSynthesizer:
+    async def synthesize_sentences(self, text: str) -> AsyncIterator[np.ndarray]:
+        yield np.full(800, 1, dtype=np.int16)
+
+
+@dataclass
+class FakeDialogue:
+    answer: Callable[[str], DialogueReply | Exception]
+    messages: list[str] = field(default_factory=list)
+
+    async def send(self, sender_id: str, text: str, metadata: dict) -> DialogueReply:
+        self.messages.append(text)
+        result = self.answer(text)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+def reply(text: str, intent: str = "greet", **kw: object) -> DialogueReply:
+    fields: dict = dict(
+        texts=[text],
+        intent=intent,
+        confidence=0.9,
+        intent_ranking=[],
+        entities=[],
+        slots={},
+        expects_pin=False,
+        end_call=False,
+        caller_id_matched=None,
+        pin_verified=None,
+    )
+    fields.update(kw)
+    return DialogueReply(**fields)
+
+
+class Output:
+    """Records the bot's audio; play-out can be held open to test barge-in."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.clears = 0
+        self.hold = asyncio.Event()
+        self.hold.set()
+
+    def write(self, pcm: np.ndarray) -> None:
+        self.writes += 1
+
+    def clear(self) -> None:
+        self.clears += 1
+        self.hold.set()
+
+    async def drained(self) -> None:
+        await self.hold.wait()
+
+
+class ScriptedChannel:
+    """A caller whose script is a list of steps: frames, or 'wait for the bot'."""
+
+    transport = "test"
+
+    def __init__(self, steps: list, caller_id: str = "+15550100") -> None:
+        self.call_id = "test-call"
+        self.caller_id = caller_id
+        self.output = Output()
+        self.steps = steps
+        self.session: CallSession | None = None
+        self.hung_up = False
+
+    async def frames(self) -> AsyncIterator[InputFrame]:
+        for step in self.steps:
+            if step == "idle":
+                assert self.session is not None
+                await self.session.wait_idle()
+            elif callable(step):
+                await step(self)
+            else:
+                for frame in step:
+                    yield frame
+                    await asyncio.sleep(0)
+        yield HangupFrame()
+
+    async def hangup(self) -> None:
+        self.hung_up = True
+
+
+def audio(pcm: np.ndarray) -> list[InputFrame]:
+    return [AudioFrame(f) for f in split_frames(pcm)]
+
+
+def say(seconds: float = 0.8, pause: float = 1.0) -> list[InputFrame]:
+    return audio(np.concatenate([speech(seconds), silence(pause)]))
+
+
+def keys(digits: str) -> list[InputFrame]:
+    return [DtmfFrame(d) for d in digits]
+
+
+async def run_call(
+    steps: list,
+    texts: list[str],
+    answer: Callable[[str], DialogueReply | Exception],
+    config: Config | None = None,
+) -> tuple[CallSession, ScriptedChannel, FakeDialogue]:
+    config = config or Config()
+    dialogue = FakeDialogue(answer)
+    services = Services(
+        config=config,
+        transcriber=FakeTranscriber(texts),
+        synthesizer=FakeSynthesizer(),
+        dialogue=dialogue,
+        vad=FakeVad(),
+    )
+    channel = ScriptedChannel(steps)
+    session = CallSession(channel, services)
+    channel.session = session
+    await asyncio.wait_for(session.run(), timeout=10)
+    return session, channel, dialogue
+
+
+async def test_disclosure_comes_first_then_the_turn_loop() -> None:
+    session, _channel, dialogue = await run_call(
+        ["idle", say(), "idle"],
+        ["what are your hours"],
+        lambda text: reply("We open at nine.", "opening_hours"),
+    )
+    record = session.record
+    assert record.turns[0].bot_text == Config().session.disclosure
+    assert record.turns[0].caller_text is None
+    assert record.disclosure is not None and record.disclosure["text"] == record.turns[0].bot_text
+    turn = record.turns[1]
+    assert (turn.caller_text, turn.intent, turn.bot_text) == (
+        "what are your hours",
+        "opening_hours",
+        "We open at nine.",
+    )
+    assert dialogue.messages == ["what are your hours"]
+    assert turn.timings["stt_s"] >= 0 and "dialogue_s" in turn.timings
+    assert turn.audio["voiced_s"] > 0.5
+    assert record.outcome == "contained" and record.ended_at
+
+
+async def test_speech_does_not_cut_the_disclosure_and_is_answered_after_it() -> None:
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        ch.output.hold.clear()
+
+    async def release(ch: ScriptedChannel) -> None:
+        assert ch.session is not None and ch.session.speaker.speaking  # still disclosing
+        ch.output.hold.set()
+
+    session, _, dialogue = await run_call(
+        [hold_playout, say(), release, "idle"], ["hello"], lambda text: reply("Hi!")
+    )
+    assert not session.record.turns[0].bot_interrupted
+    assert dialogue.messages == ["hello"]
+
+
+async def test_key_0_cuts_the_disclosure_and_asks_for_a_person() -> None:
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        ch.output.hold.clear()
+
+    session, _, dialogue = await run_call(
+        [hold_playout, keys("0"), "idle"], [], lambda text: reply("One moment.", "request_human")
+    )
+    assert session.record.turns[0].bot_interrupted
+    assert dialogue.messages[0] == "/request_human"
+    assert session.record.transfer is not None
+    assert session.record.transfer["reason"] == "explicit"
+
+
+async def test_spoken_pin_is_normalised_for_rasa_and_masked_in_the_record() -> None:
+    def answer(text: str) -> DialogueReply:
+        if text.startswith("what"):
+            return reply(
+                "Please say your PIN.", "check_balance", expects_pin=True, caller_id_matched=True
+            )
+        return reply("Your balance is 10 dollars.", "provide_pin", pin_verified=True)
+
+    session, _, dialogue = await run_call(
+        ["idle", say(), "idle", say(), "idle"], ["what's my balance", "four three two one"], answer
+    )
+    assert dialogue.messages[1] == "4321"
+    pin_turn = session.record.turns[2]
+    assert pin_turn.redacted and "4321" not in pin_turn.caller_text
+    assert "four" not in pin_turn.caller_text
+    assert session.record.verified == {"caller_id_matched": True, "pin_verified": True}
+
+
+async def test_keyed_pin_is_collected_and_sent_as_an_intent() -> None:
+    def answer(text: str) -> DialogueReply:
+        if text.startswith("/provide_pin"):
+            return reply("Your balance is 10 dollars.", "provide_pin", pin_verified=True)
+        return reply("Please key your PIN.", "check_balance", expects_pin=True)
+
+    session, _, dialogue = await run_call(
+        ["idle", say(), "idle", keys("4321"), "idle"], ["balance"], answer
+    )
+    assert dialogue.messages[1] == '/provide_pin{"pin":"4321"}'
+    assert session.record.turns[2].caller_text == "[keypad: ****]"
+
+
+async def test_unexpected_keys_get_a_clear_answer_without_reaching_rasa() -> None:
+    session, _, dialogue = await run_call(
+        ["idle", keys("7"), audio(silence(3.0)), "idle"],
+        [],
+        lambda text: reply("unused"),
+    )
+    assert dialogue.messages == []
+    assert "press 0" in session.record.turns[-1].bot_text
+
+
+async def test_caller_speech_interrupts_a_reply_barge_in() -> None:
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        await ch.session.wait_idle()  # type: ignore[union-attr]
+        ch.output.hold.clear()
+
+    async def until_speaking(ch: ScriptedChannel) -> None:
+        while not ch.session.speaker.speaking:  # type: ignore[union-attr]
+            await asyncio.sleep(0)
+
+    session, channel, _ = await run_call(
+        [hold_playout, say(), until_speaking, say(), "idle"],
+        ["tell me everything", "stop, agent"],
+        lambda text: reply("A very long answer " * 20, "what_can_you_do"),
+    )
+    assert channel.output.clears >= 1
+    assert session.record.turns[1].bot_interrupted
+    assert session.record.turns[2].caller_text == "stop, agent"
+
+
+async def test_a_cough_does_not_interrupt() -> None:
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        await ch.session.wait_idle()  # type: ignore[union-attr]
+        ch.output.hold.clear()
+
+    async def release(ch: ScriptedChannel) -> None:
+        ch.output.hold.set()
+
+    cough = audio(np.concatenate([speech(0.1), silence(1.0)]))
+    session, channel, _ = await run_call(
+        [hold_playout, say(), cough, release, "idle"], ["hello"], lambda t: reply("Hi there.")
+    )
+    assert channel.output.clears == 0
+    assert not session.record.turns[1].bot_interrupted
+
+
+async def test_rasa_failure_gets_an_apology_then_a_transfer_not_a_drop() -> None:
+    session, channel, _ = await run_call(
+        ["idle", say(), "idle", say(), "idle", say(), "idle"],
+        ["one", "two", "yes please"],
+        lambda text: DialogueError("connection refused"),
+    )
+    turns = session.record.caller_turns()
+    assert [t.caller_text for t in turns[:2]] == ["one", "two"]
+    assert all(t.error for t in turns[:2])
+    assert "sorry" in turns[0].bot_text.lower()
+    transfer = session.record.transfer
+    assert transfer is not None and transfer["trigger"] == "dialogue_failure"
+    # No queue in this test: nobody can answer, so the caller is offered a callback
+    # and a plain "yes" is understood even with Rasa down.
+    assert transfer["handoff"]["status"] == "callback"
+    assert session.record.outcome == "callback"
+    assert channel.hung_up
+
+
+async def test_silence_prompts_then_goodbye() -> None:
+    config = Config()
+    config.session.silence_prompt_s = 2.0
+    session, channel, _ = await run_call(
+        ["idle", audio(silence(2.5)), "idle", audio(silence(2.5))],
+        [],
+        lambda t: reply("x"),
+        config,
+    )
+    texts = [t.bot_text for t in session.record.turns]
+    assert config.session.silence_prompt in texts and config.session.silence_goodbye in texts
+    assert channel.hung_up and session.record.end_reason == "caller silent"
+
+
+async def test_goodbye_ends_the_call_from_the_bot_side() -> None:
+    session, channel, _ = await run_call(
+        ["idle", say(), "idle"], ["bye"], lambda t: reply("Goodbye!", "goodbye", end_call=True)
+    )
+    assert channel.hung_up
+    assert session.record.end_reason == "bot ended the call"
+
+
+@pytest.mark.parametrize("reason", ["server"])
+async def test_shutdown_says_goodbye_and_hangs_up(reason: str) -> None:
+    async def stop(ch: ScriptedChannel) -> None:
+        await ch.session.wait_idle()  # type: ignore[union-attr]
+        ch.session.request_shutdown("We are restarting. Goodbye.")  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+
+    session, channel, _ = await run_call([stop], [], lambda t: reply("x"))
+    assert session.record.turns[-1].bot_text == "We are restarting. Goodbye."
+    assert channel.hung_up and session.record.end_reason == "server shutting down"

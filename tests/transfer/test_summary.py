@@ -1,0 +1,62 @@
+"""The agent's one-liner: only verified facts, the reason in plain words."""
+
+from __future__ import annotations
+
+import transfer_scripts as calls
+from transfer_scripts import key, run_call, say
+
+from voicebot.transfer import VerifiedFacts, summary
+
+DEMO = VerifiedFacts(caller_id="+15550100", caller_id_matched=None, pin_verified=True)
+
+
+def test_frustrated_caller_who_then_asks_for_a_person() -> None:
+    script = [
+        say(1, "Hi.", "greet"),
+        say(2, "I'd like my balance.", "check_balance"),
+        key(3, "4321", "provide_pin", progress=True),
+        say(4, "And the thing with the payments from last week?", "nlu_fallback", 0.3),
+        say(5, "No, that's not what I said.", "correction", 0.8),
+        say(6, "Agent.", "request_human"),
+    ]
+    result = run_call(script)
+    assert summary(script, result.decision, DEMO) == (
+        "Caller +15550100 asked about balance (PIN verified), became frustrated after "
+        "2 misunderstandings; wants a person."
+    )
+
+
+def test_complexity_summary_names_the_topic_and_verification() -> None:
+    result = run_call(calls.FRAUD)
+    facts = VerifiedFacts("+15550100", caller_id_matched=True, pin_verified=False)
+    assert summary(calls.FRAUD, result.decision, facts) == (
+        "Caller +15550100 asked about a fraud or disputed charge (caller ID matched, PIN not "
+        "verified), needs a person for a fraud or disputed charge."
+    )
+
+
+def test_frustration_summary() -> None:
+    result = run_call(calls.FRUSTRATION_RISING)
+    line = summary(calls.FRUSTRATION_RISING, result.decision, VerifiedFacts())
+    assert line == ("Caller (no caller ID) made no clear request, became frustrated after "
+                    "3 misunderstandings.")
+
+
+def test_keypad_zero_and_unknown_verification() -> None:
+    result = run_call(calls.DTMF_ZERO)
+    assert summary(calls.DTMF_ZERO, result.decision, VerifiedFacts("+15550199")) == (
+        "Caller +15550199 made no clear request, pressed 0 for a person."
+    )
+
+
+def test_contained_call() -> None:
+    result = run_call(calls.ROUTINE_BALANCE)
+    assert summary(calls.ROUTINE_BALANCE, result.decision, DEMO) == (
+        "Caller +15550100 asked about balance (PIN verified), handled by the assistant."
+    )
+
+
+def test_summary_never_contains_the_pin() -> None:
+    result = run_call([*calls.ROUTINE_BALANCE[:3], say(4, "Agent.", "request_human")])
+    line = summary(calls.ROUTINE_BALANCE, result.decision, DEMO)
+    assert "4321" not in line

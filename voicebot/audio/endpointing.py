@@ -1,0 +1,315 @@
+"""Endpointing: turn VAD probabilities into turn-taking events on the media clock.
+
+Why a media clock: time is "seconds of audio pushed", never the wall clock, so
+a WAV fixture pushed as fast as the CPU allows produces exactly the events a
+real-time phone call would.  Events are decided per 32 ms VAD window, in order,
+so the same audio gives the same events however it is chunked.
+
+Why hysteresis: Silero's probability flickers around any single threshold
+inside words; speech starts at ``speech_threshold`` but only stops below
+``speech_threshold - 0.15``, so a soft syllable does not chop a word.
+
+Event timeline for one turn::
+
+    SpeechStarted ─► SpeechConfirmed (≥ barge_in_min_speech_s voiced: interrupt the bot)
+                 └─► UtteranceEnded  (end_silence_s quiet after ≥ min_speech_s voiced,
+                                      or max_utterance_s reached)
+                 └─► NoiseDiscarded  (went quiet before min_speech_s voiced: a cough, a blip)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from voicebot.config import EndpointingConfig
+from voicebot.frames import SAMPLE_RATE, Utterance
+
+HYSTERESIS = 0.15
+TRAILING_SILENCE_S = 0.2  # silence kept after the last voiced window, so STT hears the word end
+_DBFS_FLOOR = -120.0
+
+
+class ProbabilityStream(Protocol):
+    """What the endpointer needs from a VAD: ``VadStream`` satisfies it."""
+
+    window_samples: int
+    latency_samples: int
+
+    def push(self, pcm: np.ndarray) -> list[float]: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The caller may have started talking; ``at`` is when speech began."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechConfirmed:
+    """Speech has lasted ``barge_in_min_speech_s``: real talk, safe to interrupt the bot."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnded:
+    """A finished turn, ready for STT."""
+
+    utterance: Utterance
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseDiscarded:
+    """A blip that never reached ``min_speech_s`` of speech; ``at`` is when it was dropped."""
+
+    at: float
+    started_at: float = 0.0
+    voiced_s: float = 0.0
+
+
+EndpointEvent = SpeechStarted | SpeechConfirmed | UtteranceEnded | NoiseDiscarded
+
+
+class _AudioLog:
+    """Recent audio addressed by absolute sample index, trimmed as turns complete."""
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self.start = 0  # absolute index of the first kept sample
+        self.end = 0  # absolute index one past the last sample
+
+    def append(self, pcm: np.ndarray) -> None:
+        self._chunks.append(pcm)
+        self.end += len(pcm)
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        start, end = max(start, self.start), min(end, self.end)
+        if end <= start:
+            return np.zeros(0, dtype=np.int16)
+        joined = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+        self._chunks = [joined]
+        return joined[start - self.start : end - self.start].copy()
+
+    def trim_before(self, index: int) -> None:
+        """Drop audio before ``index`` (kept in whole chunks to stay cheap)."""
+        while self._chunks and self.start + len(self._chunks[0]) <= index:
+            self.start += len(self._chunks.pop(0))
+
+
+@dataclass
+class _Segment:
+    """One open stretch of possible speech (sample indices are absolute)."""
+
+    start: int
+    last_voiced_end: int
+    voiced: int = 0
+    confirmed: bool = False
+    speaking: bool = True  # hysteresis state within the segment
+    runs: list[tuple[int, int]] = field(default_factory=list)  # voiced ranges, merged
+
+    def add_voiced(self, start: int, end: int) -> None:
+        self.voiced += end - start
+        self.last_voiced_end = end
+        if self.runs and self.runs[-1][1] >= start:
+            self.runs[-1] = (self.runs[-1][0], end)
+        else:
+            self.runs.append((start, end))
+
+
+class Endpointer:
+    """Per-call endpointing state machine over a VAD probability stream.
+
+    Push 8 kHz int16 audio of any length; get back the events it completes.
+    ``started_at``/``ended_at`` of an utterance are the media times of its first
+    and last sample, so ``len(pcm) / 8000 == ended_at - started_at``; the
+    pcm holds ``pre_roll_s`` before the detected speech start (never audio an
+    earlier utterance already had) and ~0.2 s after the last voiced window.
+    ``max_utterance_s`` counts from the speech start; a forced end keeps the
+    caller's speech going straight into a new turn, with no gap or overlap.
+    """
+
+    def __init__(self, config: EndpointingConfig, vad_stream: ProbabilityStream) -> None:
+        self.config = config
+        self.vad = vad_stream
+        self._win = vad_stream.window_samples
+        self._lat = vad_stream.latency_samples
+        self._high = config.speech_threshold
+        self._low = max(0.0, config.speech_threshold - HYSTERESIS)
+        self.reset()
+
+    # ----------------------------------------------------------------- public
+    def reset(self) -> None:
+        """Start over at media time 0 (a new call)."""
+        self.vad.reset()
+        self._log = _AudioLog()
+        self._samples = 0
+        self._windows = 0
+        self._segment: _Segment | None = None
+        self._floor = 0  # utterances never re-use audio already handed out
+        self._last_speech_end = 0  # end of the last voiced window of real speech
+
+    @property
+    def now(self) -> float:
+        """Media clock: seconds of audio pushed so far."""
+        return self._samples / SAMPLE_RATE
+
+    @property
+    def in_speech(self) -> bool:
+        """True between ``SpeechStarted`` and the event that closes it."""
+        return self._segment is not None
+
+    def silence_duration(self, at: float | None = None) -> float:
+        """Seconds the caller has been silent as of ``at`` (default: now); 0 while talking.
+
+        Counts from the end of the caller's last real speech (or the start of
+        the call); discarded blips such as a cough do not reset it.  The
+        session takes the minimum of this and the time since the bot stopped
+        speaking to decide when to play a silence prompt.
+        """
+        if self._segment is not None:
+            return 0.0
+        at = self.now if at is None else at
+        return max(0.0, at - self._last_speech_end / SAMPLE_RATE)
+
+    def push(self, frame: np.ndarray) -> list[EndpointEvent]:
+        """Feed caller audio; return the events decided by the VAD windows it completes."""
+        pcm = np.asarray(frame).reshape(-1)
+        if pcm.dtype != np.int16:
+            raise TypeError(f"Endpointer expects int16 PCM, got {pcm.dtype}")
+        if pcm.size == 0:
+            return []
+        self._log.append(pcm.copy())  # transports may reuse their frame buffers
+        self._samples += len(pcm)
+        events: list[EndpointEvent] = []
+        for prob in self.vad.push(pcm):
+            events.extend(self._on_window(prob))
+        self._trim()
+        return events
+
+    def flush(self) -> list[EndpointEvent]:
+        """Close any open turn now (hang-up, end of a fixture) as if silence followed."""
+        if self._segment is None:
+            return []
+        return self._close(self._samples, forced=False)
+
+    # ---------------------------------------------------------------- windows
+    def _on_window(self, prob: float) -> list[EndpointEvent]:
+        k = self._windows
+        self._windows += 1
+        start = max(0, k * self._win - self._lat)
+        end = max(0, (k + 1) * self._win - self._lat)
+        seg = self._segment
+        if seg is None:
+            return self._maybe_start(prob, start, end)
+        seg.speaking = prob >= (self._low if seg.speaking else self._high)
+        events: list[EndpointEvent] = []
+        if seg.speaking:
+            seg.add_voiced(start, end)
+            events.extend(self._maybe_confirm(seg, end))
+        elif end - seg.last_voiced_end >= self._seconds(self.config.end_silence_s):
+            return events + self._close(end, forced=False)
+        if end - seg.start >= self._seconds(self.config.max_utterance_s):
+            events.extend(self._close(end, forced=True))
+        return events
+
+    def _maybe_start(self, prob: float, start: int, end: int) -> list[EndpointEvent]:
+        if prob < self._high:
+            return []
+        seg = _Segment(start=start, last_voiced_end=end)
+        seg.add_voiced(start, end)
+        self._segment = seg
+        return [SpeechStarted(at=start / SAMPLE_RATE), *self._maybe_confirm(seg, end)]
+
+    def _maybe_confirm(self, seg: _Segment, end: int) -> list[EndpointEvent]:
+        if seg.confirmed or seg.voiced < self._seconds(self.config.barge_in_min_speech_s):
+            return []
+        seg.confirmed = True
+        return [SpeechConfirmed(at=end / SAMPLE_RATE)]
+
+    # ---------------------------------------------------------------- closing
+    def _close(self, decided: int, forced: bool) -> list[EndpointEvent]:
+        seg = self._segment
+        assert seg is not None
+        self._segment = None
+        if seg.voiced < self._seconds(self.config.min_speech_s):
+            return [
+                NoiseDiscarded(
+                    at=decided / SAMPLE_RATE,
+                    started_at=seg.start / SAMPLE_RATE,
+                    voiced_s=seg.voiced / SAMPLE_RATE,
+                )
+            ]
+        self._last_speech_end = seg.last_voiced_end
+        return [UtteranceEnded(self._utterance(seg, decided, forced))]
+
+    def _utterance(self, seg: _Segment, decided: int, forced: bool) -> Utterance:
+        first = max(seg.start - self._seconds(self.config.pre_roll_s), self._floor, 0)
+        trail = seg.last_voiced_end + self._seconds(TRAILING_SILENCE_S)
+        last = decided if forced else min(trail, decided)
+        pcm = self._log.slice(first, last)
+        first = last - len(pcm)  # the log may hold less than asked at the call's start
+        self._floor = last
+        stats = self._stats(seg, pcm, first, forced)
+        return Utterance(
+            pcm=pcm,
+            started_at=first / SAMPLE_RATE,
+            ended_at=last / SAMPLE_RATE,
+            endpoint_wait_s=0.0 if forced else (decided - seg.last_voiced_end) / SAMPLE_RATE,
+            stats=stats,
+        )
+
+    def _stats(self, seg: _Segment, pcm: np.ndarray, first: int, forced: bool) -> dict[str, float]:
+        """Loudness over voiced audio only, so pauses do not make a shout look quiet."""
+        voiced = [pcm[max(0, a - first) : max(0, b - first)] for a, b in seg.runs]
+        voiced_pcm = np.concatenate(voiced) if voiced else pcm
+        speech_s = (seg.last_voiced_end - seg.start) / SAMPLE_RATE
+        voiced_s = seg.voiced / SAMPLE_RATE
+        return {
+            "rms_dbfs": _dbfs(_rms(voiced_pcm)),
+            "peak_dbfs": _dbfs(float(np.abs(pcm.astype(np.int32)).max(initial=0))),
+            "voiced_s": voiced_s,
+            "duration_s": len(pcm) / SAMPLE_RATE,
+            "speech_s": speech_s,
+            "pause_s": max(0.0, speech_s - voiced_s),
+            "speech_started_at": seg.start / SAMPLE_RATE,
+            "speech_ended_at": seg.last_voiced_end / SAMPLE_RATE,
+            "clipped_ratio": _clipped_ratio(pcm),
+            "forced": 1.0 if forced else 0.0,
+        }
+
+    # ---------------------------------------------------------------- helpers
+    def _trim(self) -> None:
+        """Keep the whole open turn, or just enough history for the next pre-roll."""
+        keep_from = self._samples - self._seconds(self.config.pre_roll_s) - 2 * self._win
+        if self._segment is not None:
+            keep_from = min(keep_from, self._segment.start - self._seconds(self.config.pre_roll_s))
+        self._log.trim_before(keep_from)
+
+    @staticmethod
+    def _seconds(s: float) -> int:
+        return round(s * SAMPLE_RATE)
+
+
+def _rms(pcm: np.ndarray) -> float:
+    if pcm.size == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(np.square(pcm.astype(np.float64)))))
+
+
+def _dbfs(level: float) -> float:
+    """Level relative to int16 full scale; silence floors at -120 dBFS."""
+    if level <= 0:
+        return _DBFS_FLOOR
+    return max(_DBFS_FLOOR, float(20.0 * np.log10(level / 32768.0)))
+
+
+def _clipped_ratio(pcm: np.ndarray) -> float:
+    if pcm.size == 0:
+        return 0.0
+    return float(np.mean((pcm >= 32767) | (pcm <= -32768)))

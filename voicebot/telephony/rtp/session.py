@@ -1,0 +1,377 @@
+"""One call's RTP media: a paced sender, a jitter-buffered receiver, DTMF.
+
+One task ticks every 20 ms on the event loop's monotonic clock and, on each
+tick, sends one packet (the bot's audio or silence — carriers hang up on calls
+that send no RTP) and takes one frame out of the jitter buffer for the
+session.  Deadlines are absolute (``start + n × 20 ms``), so late wake-ups
+never accumulate into drift; a stall shorter than ``MAX_CATCHUP_S`` is caught
+up by sending back-to-back, a longer one is skipped (timestamps still advance,
+so the peer sees a gap, not a time warp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voicebot.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from voicebot.frames import FRAME_MS, FRAME_SAMPLES
+from voicebot.telephony.rtp.dtmf import DtmfDetector
+from voicebot.telephony.rtp.jitter import JitterBuffer
+from voicebot.telephony.rtp.packet import RtpError, RtpPacket, is_rtcp
+
+log = logging.getLogger("voicebot.telephony.rtp")
+
+FRAME_S = FRAME_MS / 1000
+MAX_CATCHUP_S = 0.1
+MAX_RTP_DATAGRAM = 1500
+COMFORT_NOISE_PT = 13
+
+Addr = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A negotiated audio codec: its name, payload type and G.711 functions."""
+
+    name: str
+    payload_type: int
+    encode: Callable[[np.ndarray], bytes] = field(repr=False, compare=False)
+    decode: Callable[[bytes], np.ndarray] = field(repr=False, compare=False)
+
+
+_G711 = {
+    "PCMU": (ulaw_encode, ulaw_decode),
+    "PCMA": (alaw_encode, alaw_decode),
+}
+
+
+def codec_by_name(name: str, payload_type: int) -> Codec:
+    """The codec for an SDP encoding name (PCMU/PCMA); KeyError otherwise."""
+    encode, decode = _G711[name.upper()]
+    return Codec(name.upper(), payload_type, encode, decode)
+
+
+class PlayoutBuffer:
+    """The bot's audio waiting to be sent: the SIP call's ``MediaOutput``.
+
+    ``write`` only queues; the media task takes exactly one 20 ms frame per
+    tick, so queued audio plays at real-time speed and ``clear`` (barge-in)
+    silences the bot on the very next packet.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: deque[np.ndarray] = deque()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False
+
+    def write(self, pcm: np.ndarray) -> None:
+        pcm = np.asarray(pcm, dtype=np.int16).reshape(-1)
+        if self._closed or len(pcm) == 0:
+            return
+        self._chunks.append(pcm)
+        self._idle.clear()
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self._idle.set()
+
+    async def drained(self) -> None:
+        """Resolve once everything written has gone out (or the call ended)."""
+        await self._idle.wait()
+
+    @property
+    def queued_samples(self) -> int:
+        return sum(len(c) for c in self._chunks)
+
+    def next_frame(self) -> np.ndarray:
+        """Take the next 20 ms (silence-padded) — called by the media clock."""
+        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        filled = 0
+        while self._chunks and filled < FRAME_SAMPLES:
+            chunk = self._chunks[0]
+            take = min(len(chunk), FRAME_SAMPLES - filled)
+            out[filled : filled + take] = chunk[:take]
+            filled += take
+            if take == len(chunk):
+                self._chunks.popleft()
+            else:
+                self._chunks[0] = chunk[take:]
+        if not self._chunks:
+            self._idle.set()
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        self.clear()
+
+
+class NoFreePortError(OSError):
+    """Every port of the configured RTP range is taken."""
+
+
+class PortAllocator:
+    """Even RTP ports (RTCP on the odd one above) from the configured range."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low + (low % 2), high
+        self._in_use: set[int] = set()
+
+    async def bind(
+        self, host: str, factory: Callable[[], asyncio.DatagramProtocol]
+    ) -> tuple[int, asyncio.DatagramTransport, asyncio.DatagramTransport]:
+        """Bind an RTP/RTCP pair; ports other programs hold are skipped."""
+        loop = asyncio.get_running_loop()
+        ports = [p for p in range(self.low, self.high, 2) if p not in self._in_use]
+        random.shuffle(ports)
+        for port in ports:
+            try:
+                rtp, _ = await loop.create_datagram_endpoint(factory, local_addr=(host, port))
+            except OSError:
+                continue
+            try:
+                rtcp, _ = await loop.create_datagram_endpoint(
+                    asyncio.DatagramProtocol, local_addr=(host, port + 1)
+                )
+            except OSError:
+                rtp.close()
+                continue
+            self._in_use.add(port)
+            return port, rtp, rtcp  # type: ignore[return-value]
+        raise NoFreePortError(f"no free RTP port in {self.low}-{self.high}")
+
+    def release(self, port: int) -> None:
+        self._in_use.discard(port)
+
+    @property
+    def in_use(self) -> int:
+        return len(self._in_use)
+
+
+@dataclass
+class MediaStats:
+    sent: int = 0
+    received: int = 0
+    dtmf: int = 0
+    ignored: int = 0  # foreign source, unknown payload type, malformed
+    skipped_ticks: int = 0
+    max_lag_ms: float = 0.0  # worst wake-up lateness of the media clock
+    lag_sum_ms: float = 0.0
+    ticks: int = 0
+
+    @property
+    def mean_lag_ms(self) -> float:
+        return self.lag_sum_ms / self.ticks if self.ticks else 0.0
+
+
+class _Receiver(asyncio.DatagramProtocol):
+    def __init__(self, session: MediaSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        try:
+            self.session.on_datagram(data, addr)
+        except Exception:  # never let one bad packet kill the socket
+            log.exception("event=rtp_receive_error")
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("event=rtp_socket_error error=%s", exc)
+
+
+class MediaSession:
+    """RTP for one call; reconfigured in place by re-INVITEs (hold/resume)."""
+
+    def __init__(
+        self,
+        output: PlayoutBuffer,
+        *,
+        on_audio: Callable[[np.ndarray], None],
+        on_dtmf: Callable[[str], None],
+        on_timeout: Callable[[], None],
+        jitter_ms: int = 60,
+        max_jitter_ms: int = 200,
+        timeout_s: float = 30.0,
+        symmetric: bool = True,
+    ) -> None:
+        self.output = output
+        self._symmetric = symmetric
+        self._on_audio, self._on_dtmf, self._on_timeout = on_audio, on_dtmf, on_timeout
+        self._jitter = JitterBuffer(jitter_ms, max_jitter_ms)
+        self._dtmf = DtmfDetector()
+        self._timeout_s = timeout_s
+        self.stats = MediaStats()
+        self.codec: Codec | None = None
+        self.dtmf_pt: int | None = None
+        self.remote: Addr | None = None
+        self.send_enabled = self.recv_enabled = False
+        self.port = 0
+        self._sources: set[str] = set()
+        self._latched = False
+        self._ssrc = secrets.randbits(32)
+        self._seq = secrets.randbits(16)
+        self._ts = secrets.randbits(32)
+        self._first = True
+        self._last_rx = 0.0
+        self._timed_out = False
+        self._rtp: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._allocator: PortAllocator | None = None
+        self.stopped = False
+
+    async def bind(self, host: str, allocator: PortAllocator) -> int:
+        """Take an RTP/RTCP port pair from the range; returns the RTP port."""
+        self.port, self._rtp, self._rtcp = await allocator.bind(host, lambda: _Receiver(self))
+        self._allocator = allocator
+        if self.stopped:  # the call ended while we were binding
+            self._release()
+        return self.port
+
+    def configure(
+        self,
+        codec: Codec,
+        dtmf_pt: int | None,
+        remote: Addr,
+        *,
+        send: bool,
+        recv: bool,
+        sources: set[str],
+    ) -> None:
+        """Apply an SDP negotiation (initial answer or re-INVITE)."""
+        if self.remote != remote or (self.codec and self.codec != codec):
+            self._jitter.reset()
+            self._latched = False
+        self.codec, self.dtmf_pt, self.remote = codec, dtmf_pt, remote
+        self.send_enabled, self.recv_enabled = send, recv
+        self._sources = set(sources) | {remote[0]}
+        self._last_rx = asyncio.get_running_loop().time()
+
+    def start(self) -> None:
+        if self._task is None and not self.stopped:
+            self._last_rx = asyncio.get_running_loop().time()
+            self._task = asyncio.create_task(self._run(), name=f"rtp-{self.port}")
+
+    def stop(self) -> None:
+        """Stop sending and receiving now and give the ports back (sync: the
+        SIP layer ends calls from datagram callbacks)."""
+        self.stopped = True
+        if self._task:
+            self._task.cancel()
+        self._release()
+
+    async def close(self) -> None:
+        task = self._task
+        self.stop()
+        if task:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _release(self) -> None:
+        for transport in (self._rtp, self._rtcp):
+            if transport:
+                transport.close()
+        self._rtp = self._rtcp = None
+        if self._allocator and self.port:
+            self._allocator.release(self.port)
+            self._allocator = None
+        self.output.close()
+
+    # ------------------------------------------------------------------ clock
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        start, n = loop.time(), 0
+        while True:
+            due = start + n * FRAME_S
+            lag = loop.time() - due
+            if lag < 0:
+                await asyncio.sleep(-lag)
+                lag = loop.time() - due
+            elif lag > MAX_CATCHUP_S:
+                skip = int(lag / FRAME_S)
+                n += skip
+                self._ts += skip * FRAME_SAMPLES
+                self.stats.skipped_ticks += skip
+                continue
+            self._record_lag(lag)
+            self._tick(loop.time())
+            n += 1
+
+    def _record_lag(self, lag: float) -> None:
+        ms = max(0.0, lag) * 1000
+        self.stats.ticks += 1
+        self.stats.lag_sum_ms += ms
+        self.stats.max_lag_ms = max(self.stats.max_lag_ms, ms)
+
+    def _tick(self, now: float) -> None:
+        pcm = self.output.next_frame()  # time passes for the bot's audio even on hold
+        if self.send_enabled and self.remote and self.codec and self._rtp:
+            self._send(self.codec.encode(pcm))
+        self._ts = (self._ts + FRAME_SAMPLES) & 0xFFFFFFFF
+        self._on_audio(self._jitter.pop())
+        if self.recv_enabled and not self._timed_out and now - self._last_rx > self._timeout_s:
+            self._timed_out = True
+            self._on_timeout()
+
+    def _send(self, payload: bytes) -> None:
+        assert self.codec and self._rtp and self.remote
+        packet = RtpPacket(
+            payload_type=self.codec.payload_type,
+            sequence_number=self._seq,
+            timestamp=self._ts,
+            ssrc=self._ssrc,
+            payload=payload,
+            marker=self._first,
+        )
+        self._first = False
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._rtp.sendto(packet.serialize(), self.remote)
+        self.stats.sent += 1
+
+    # -------------------------------------------------------------- receiving
+
+    def on_datagram(self, data: bytes, addr: Addr) -> None:
+        if len(data) > MAX_RTP_DATAGRAM or is_rtcp(data) or addr[0] not in self._sources:
+            self.stats.ignored += 1
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            self.stats.ignored += 1
+            return
+        self._last_rx = asyncio.get_running_loop().time()
+        self._latch(addr)
+        self._dispatch(packet)
+
+    def _latch(self, addr: Addr) -> None:
+        """Symmetric RTP: answer where the peer's media really comes from (NAT)."""
+        if self._symmetric and not self._latched:
+            self._latched = True
+            if addr != self.remote:
+                log.info("event=rtp_latched port=%s remote=%s:%s", self.port, *addr)
+                self.remote = addr
+
+    def _dispatch(self, packet: RtpPacket) -> None:
+        if self.dtmf_pt is not None and packet.payload_type == self.dtmf_pt:
+            digit = self._dtmf.feed(packet)
+            if digit:
+                self.stats.dtmf += 1
+                self._on_dtmf(digit)
+        elif self.codec and packet.payload_type == self.codec.payload_type:
+            self.stats.received += 1
+            self._jitter.push(packet.timestamp, self.codec.decode(packet.payload), packet.ssrc)
+        elif packet.payload_type != COMFORT_NOISE_PT:
+            self.stats.ignored += 1
+
+    @property
+    def jitter(self) -> JitterBuffer:
+        return self._jitter

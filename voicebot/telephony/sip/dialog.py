@@ -1,0 +1,121 @@
+"""Dialog state (RFC 3261 §12) from the UAS side, and in-dialog requests we send."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sipmessage import URI, Address, Request
+
+from voicebot.telephony.sip.message import DEFAULT_PORT, header_tag, new_branch, with_tag
+
+Addr = tuple[str, int]
+
+
+@dataclass
+class Dialog:
+    """§12.1.1: everything needed to send BYE/REFER/NOTIFY into this call."""
+
+    call_id: str
+    local_tag: str
+    remote_tag: str
+    local_address: str  # the INVITE's To with our tag: our From from now on
+    remote_address: str  # the INVITE's From: our To from now on
+    remote_target: str  # the peer's Contact URI, where requests go (§12.2.1.1)
+    route_set: list[str]
+    remote_cseq: int
+    peer: Addr  # where the INVITE came from; a fallback when Contact won't resolve
+    local_cseq: int = field(default_factory=lambda: secrets.randbelow(10_000) + 1)
+
+    @classmethod
+    def from_invite(cls, invite: Request, local_tag: str, peer: Addr) -> Dialog:
+        contact = invite.contact
+        target = str(contact[0].uri) if contact else f"sip:{peer[0]}:{peer[1]}"
+        return cls(
+            call_id=invite.call_id,
+            local_tag=local_tag,
+            remote_tag=header_tag(invite.headers["From"]),
+            local_address=with_tag(invite.headers["To"], local_tag),
+            remote_address=invite.headers["From"],
+            remote_target=target,
+            route_set=[str(a) for a in invite.record_route],
+            remote_cseq=invite.cseq.sequence,
+            peer=peer,
+        )
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.call_id, self.local_tag, self.remote_tag)
+
+    def refresh_target(self, request: Request) -> None:
+        """A re-INVITE may move the peer (§12.2.2: target refresh)."""
+        contact = request.contact
+        if contact:
+            self.remote_target = str(contact[0].uri)
+
+    def request(
+        self,
+        method: str,
+        via: Addr,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        user_agent: str = "voicebot",
+    ) -> Request:
+        """A new in-dialog request with the next local CSeq (§12.2.1.1)."""
+        self.local_cseq += 1
+        request = Request(method, URI.parse(self.remote_target))
+        request.headers.add(
+            "Via", f"SIP/2.0/UDP {_host(via[0])}:{via[1]};branch={new_branch()};rport"
+        )
+        request.headers.add("Max-Forwards", "70")
+        request.headers.add("From", self.local_address)
+        request.headers.add("To", self.remote_address)
+        request.headers.add("Call-ID", self.call_id)
+        request.headers.add("CSeq", f"{self.local_cseq} {method}")
+        for route in self.route_set:
+            request.headers.add("Route", route)
+        request.headers.add("User-Agent", user_agent)
+        for name, value in headers:
+            request.headers.add(name, value)
+        if content_type and body:
+            request.headers.add("Content-Type", content_type)
+        request.headers.add("Content-Length", str(len(body)))
+        request.body = body
+        return request
+
+    async def destination(self) -> Addr:
+        """The first Route, else the remote target, resolved (§8.1.2, loose routing)."""
+        try:
+            uri = (
+                Address.parse(self.route_set[0]).uri
+                if self.route_set
+                else URI.parse(self.remote_target)
+            )
+        except ValueError:
+            return self.peer
+        host, port = uri.host.strip("[]"), uri.port or DEFAULT_PORT
+        if _is_ip(host):
+            return (host, port)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError:
+            return self.peer
+        return (str(infos[0][4][0]), port) if infos else self.peer
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

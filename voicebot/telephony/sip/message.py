@@ -1,0 +1,259 @@
+"""SIP messages: parsing with validation, responses, and the bits RFC 3261 adds.
+
+The message grammar itself is ``sipmessage``'s (aiortc authors, BSD-2).  Two
+parts around it are ours, and why:
+
+* ``sipmessage.Message.parse`` accepts any header set and ignores
+  Content-Length; a UAS must refuse requests without Via/From/To/Call-ID/CSeq,
+  trim or reject bodies by Content-Length (§18.3), unfold continuation lines
+  (§7.3.1) and tolerate bare LF line ends, so :func:`parse_message` does that.
+* When parsing fails outright we still owe the peer a 400 if the request
+  names its Via/Call-ID/CSeq; :class:`RawRequest` is a tolerant line scanner
+  that recovers just enough to address that response.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sipmessage import Address, Message, Request, Response, Via
+from sipmessage.message import COMPACT_FORMS
+
+MAGIC_COOKIE = "z9hG4bK"
+DEFAULT_PORT = 5060
+
+# Methods we implement, and methods we know but do not serve here (405 + Allow).
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO")
+KNOWN_METHODS = (
+    *ALLOWED_METHODS,
+    "REGISTER",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "MESSAGE",
+    "REFER",
+    "UPDATE",
+    "PRACK",
+)
+MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
+
+REASONS = {
+    100: "Trying",
+    180: "Ringing",
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    405: "Method Not Allowed",
+    415: "Unsupported Media Type",
+    420: "Bad Extension",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
+
+Addr = tuple[str, int]
+
+
+class SipParseError(ValueError):
+    """The datagram is not a SIP message we can act on (the text says why)."""
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def new_branch() -> str:
+    return MAGIC_COOKIE + secrets.token_hex(8)
+
+
+def new_call_id(host: str) -> str:
+    return f"{secrets.token_hex(10)}@{host}"
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def _normalise(data: bytes) -> bytes:
+    """Split head/body, accept bare LF, unfold continuation lines."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = data.partition(b"\n\n")
+        if not sep:
+            raise SipParseError("no blank line after the headers")
+    head = head.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    head = re.sub(rb"\r\n[ \t]+", b" ", head)
+    for line in head.split(b"\r\n")[1:]:
+        if b":" not in line:
+            raise SipParseError(f"header line without a colon: {line[:40]!r}")
+    return head + b"\r\n\r\n" + body
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse and validate one SIP datagram; raises :class:`SipParseError`."""
+    try:
+        message = Message.parse(_normalise(data.lstrip(b"\r\n")))
+    except SipParseError:
+        raise
+    except (ValueError, IndexError) as exc:
+        raise SipParseError(f"unparsable message: {exc}") from exc
+    _validate(message)
+    return message
+
+
+def _validate(message: Request | Response) -> None:
+    for name in MANDATORY_HEADERS:
+        if message.headers.get(name) is None:
+            raise SipParseError(f"missing {name} header")
+    try:
+        vias, cseq = message.via, message.cseq
+        message.from_address, message.to_address  # noqa: B018 - parse to validate
+        max_forwards = message.max_forwards
+    except ValueError as exc:
+        raise SipParseError(f"bad header: {exc}") from exc
+    if not vias:
+        raise SipParseError("empty Via header")
+    if isinstance(message, Request) and cseq.method != message.method:
+        raise SipParseError(f"CSeq method {cseq.method} does not match {message.method}")
+    if max_forwards is not None and max_forwards < 0:
+        raise SipParseError("negative Max-Forwards")
+    _apply_content_length(message)
+
+
+def _apply_content_length(message: Request | Response) -> None:
+    """§18.3: over UDP, trim to Content-Length; a short body is an error."""
+    try:
+        length = message.content_length
+    except ValueError as exc:
+        raise SipParseError("bad Content-Length") from exc
+    if length is None:
+        return
+    if length < 0 or length > len(message.body):
+        raise SipParseError(f"Content-Length {length} but {len(message.body)} body bytes")
+    message.body = message.body[:length]
+
+
+@dataclass
+class RawRequest:
+    """Just enough of an unparsable request to answer it with 400."""
+
+    method: str
+    headers: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def scan(cls, data: bytes) -> RawRequest | None:
+        """The request line and raw Via/From/To/Call-ID/CSeq, or None (drop it)."""
+        text = data.decode("utf-8", "replace").lstrip("\r\n")
+        lines = re.split(r"\r?\n", text.split("\r\n\r\n", 1)[0])
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or parts[2] != "SIP/2.0" or not parts[0].isalpha():
+            return None
+        raw = cls(parts[0].upper())
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            name = COMPACT_FORMS.get(name.strip().lower(), name.strip())
+            canonical = next((h for h in MANDATORY_HEADERS if h.lower() == name.lower()), None)
+            if sep and canonical:
+                raw.headers.setdefault(canonical, []).append(value.strip())
+        if raw.method == "ACK" or not all(h in raw.headers for h in ("Via", "Call-ID", "CSeq")):
+            return None
+        return raw
+
+    def bad_request(self, reason: str, to_tag: str) -> bytes:
+        lines = ["SIP/2.0 400 Bad Request"]
+        for name in MANDATORY_HEADERS:
+            for value in self.headers.get(name, []):
+                if name == "To" and "tag=" not in value:
+                    value += f";tag={to_tag}"
+                lines.append(f"{name}: {value}")
+        lines += [f'Warning: 399 voicebot "{_quote_warning(reason)}"', "Content-Length: 0"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _quote_warning(text: str) -> str:
+    return text.replace("\\", "").replace('"', "'")[:200]
+
+
+# ------------------------------------------------------------ Via handling
+
+
+def stamp_via(request: Request, source: Addr) -> None:
+    """§18.2.1 + RFC 3581: record where the request really came from."""
+    vias = request.via
+    top = vias[0]
+    params = top.parameters
+    if top.host != source[0]:
+        params = params.replace(received=source[0])
+    if "rport" in params and not params["rport"]:
+        params = params.replace(rport=str(source[1]), received=source[0])
+    vias[0] = Via(top.transport, top.host, top.port, params)
+    request.via = vias
+
+
+def response_address(request: Request, source: Addr) -> Addr:
+    """Where responses go (§18.2.2, RFC 3581 §4): rport wins, then received+port."""
+    top = request.via[0]
+    params = top.parameters
+    if params.get("rport"):
+        return (params.get("received") or source[0], int(params["rport"] or source[1]))
+    return (params.get("received") or top.host, top.port or DEFAULT_PORT)
+
+
+def transaction_branch(message: Request | Response) -> str:
+    return message.via[0].parameters.get("branch") or ""
+
+
+def header_tag(value: str | None) -> str:
+    """The tag parameter of a From/To header value ('' when absent)."""
+    if not value:
+        return ""
+    try:
+        return Address.parse(value).parameters.get("tag") or ""
+    except ValueError:
+        return ""
+
+
+def with_tag(value: str, tag: str) -> str:
+    return value if header_tag(value) else f"{value};tag={tag}"
+
+
+# ---------------------------------------------------------------- responses
+
+
+def make_response(
+    request: Request,
+    code: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+    record_route: bool = False,
+) -> Response:
+    """A response copying Via/From/To/Call-ID/CSeq (§8.2.6), with our To-tag."""
+    response = Response(code, reason or REASONS.get(code, "Unknown"))
+    response.headers.setlist("Via", request.headers.getlist("Via"))
+    response.headers.set("From", request.headers["From"])
+    to = request.headers["To"]
+    response.headers.set("To", with_tag(to, to_tag) if to_tag and code > 100 else to)
+    response.headers.set("Call-ID", request.call_id)
+    response.headers.set("CSeq", request.headers["CSeq"])
+    if record_route and request.headers.getlist("Record-Route"):
+        response.headers.setlist("Record-Route", request.headers.getlist("Record-Route"))
+    for name, value in headers:
+        response.headers.add(name, value)
+    if content_type and body:
+        response.headers.set("Content-Type", content_type)
+    response.body = body
+    response.headers.set("Content-Length", str(len(body)))
+    return response

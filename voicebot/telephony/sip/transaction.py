@@ -1,0 +1,294 @@
+"""RFC 3261 §17 transactions over UDP, with their timers.
+
+What a voice bot that answers calls (and sends BYE, later REFER) needs:
+
+* :class:`InviteServerTransaction` — §17.2.1 with RFC 6026's *Accepted*
+  state: provisional responses are resent on INVITE retransmissions, non-2xx
+  finals are retransmitted on Timer G until the ACK (Timer H gives up,
+  Timer I absorbs late ACKs); after a 2xx the INVITE retransmissions are
+  absorbed for Timer L while the UA core resends the 2xx itself.
+* :class:`NonInviteServerTransaction` — §17.2.2: the final response is resent
+  for retransmitted requests until Timer J.
+* :class:`NonInviteClientTransaction` — §17.1.2 for BYE/REFER/NOTIFY:
+  Timer E retransmits, Timer F times out, Timer K absorbs stray responses.
+* :class:`TwoXxRetransmitter` — §13.3.1.4: the UAS core resends its 2xx to
+  an INVITE (T1 doubling to T2) until the ACK, and gives up after 64·T1.
+
+The INVITE *client* transaction (Timers A–D) is absent: voicebot never sends
+INVITEs.  Timers are ``loop.call_later`` handles, so hundreds cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from sipmessage import Request, Response
+
+from voicebot.logs import format_event
+
+log = logging.getLogger("voicebot.telephony.sip")
+
+Addr = tuple[str, int]
+Send = Callable[[bytes, Addr], None]
+
+
+@dataclass(frozen=True)
+class Timers:
+    """RFC 3261 §17.1.1.1 values; tests shrink T1 to run fast."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    @property
+    def timeout(self) -> float:
+        """64·T1: Timers B, F, H, J, L."""
+        return 64 * self.t1
+
+
+class State(Enum):
+    TRYING = "trying"
+    PROCEEDING = "proceeding"
+    COMPLETED = "completed"
+    CONFIRMED = "confirmed"
+    ACCEPTED = "accepted"
+    TERMINATED = "terminated"
+
+
+class _Timed:
+    """Owns named timer handles so a terminated transaction leaves none behind."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+
+    def _start(self, name: str, delay: float, callback: Callable[[], None]) -> None:
+        self._stop(name)
+        self._handles[name] = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _stop(self, name: str) -> None:
+        handle = self._handles.pop(name, None)
+        if handle:
+            handle.cancel()
+
+    def _stop_all(self) -> None:
+        for handle in self._handles.values():
+            handle.cancel()
+        self._handles.clear()
+
+
+class ServerTransaction(_Timed):
+    """Common part: where responses go, the last one sent, termination."""
+
+    def __init__(
+        self,
+        request: Request,
+        destination: Addr,
+        send: Send,
+        timers: Timers,
+        on_terminated: Callable[[ServerTransaction], None] = lambda tx: None,
+    ) -> None:
+        super().__init__()
+        self.request = request
+        self.destination = destination
+        self.state = State.PROCEEDING
+        self.last_response: Response | None = None
+        self.to_tag = ""
+        self._send = send
+        self._timers = timers
+        self._on_terminated = on_terminated
+        self._wire: bytes = b""
+
+    @property
+    def final(self) -> bool:
+        return self.last_response is not None and self.last_response.code >= 200
+
+    def _transmit(self, response: Response) -> None:
+        self.last_response = response
+        self._wire = bytes(response)
+        self._send(self._wire, self.destination)
+
+    def _resend(self) -> None:
+        if self._wire:
+            self._send(self._wire, self.destination)
+
+    def _terminate(self) -> None:
+        if self.state is not State.TERMINATED:
+            self.state = State.TERMINATED
+            self._stop_all()
+            self._on_terminated(self)
+
+
+class InviteServerTransaction(ServerTransaction):
+    """§17.2.1 (+ RFC 6026): INVITE received, responses reliably delivered."""
+
+    def __init__(
+        self,
+        request: Request,
+        destination: Addr,
+        send: Send,
+        timers: Timers,
+        on_terminated: Callable[[ServerTransaction], None] = lambda tx: None,
+        on_timeout: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__(request, destination, send, timers, on_terminated)
+        self._on_timeout = on_timeout
+        self._interval = 0.0
+
+    def respond(self, response: Response) -> None:
+        if self.state is not State.PROCEEDING:
+            log.debug(format_event("sip_late_response", code=response.code, state=self.state.value))
+            return
+        self._transmit(response)
+        if 200 <= response.code < 300:
+            self.state = State.ACCEPTED
+            self._start("L", self._timers.timeout, self._terminate)
+        elif response.code >= 300:
+            self.state = State.COMPLETED
+            self._interval = self._timers.t1
+            self._start("G", self._interval, self._timer_g)
+            self._start("H", self._timers.timeout, self._timer_h)
+
+    def on_retransmission(self) -> None:
+        """A retransmitted INVITE: resend our last response (absorbed once accepted)."""
+        if self.state in (State.PROCEEDING, State.COMPLETED):
+            self._resend()
+
+    def on_ack(self) -> bool:
+        """ACK for a non-2xx final; True when this transaction consumed it."""
+        if self.state is State.COMPLETED:
+            self.state = State.CONFIRMED
+            self._stop("G")
+            self._stop("H")
+            self._start("I", self._timers.t4, self._terminate)
+            return True
+        return self.state is State.CONFIRMED
+
+    def _timer_g(self) -> None:
+        self._resend()
+        self._interval = min(2 * self._interval, self._timers.t2)
+        self._start("G", self._interval, self._timer_g)
+
+    def _timer_h(self) -> None:
+        log.info(format_event("sip_ack_timeout", sip_call_id=self.request.call_id))
+        self._on_timeout()
+        self._terminate()
+
+
+class NonInviteServerTransaction(ServerTransaction):
+    """§17.2.2: answer once, repeat the answer to retransmissions until Timer J."""
+
+    def respond(self, response: Response) -> None:
+        if self.state in (State.COMPLETED, State.TERMINATED):
+            return
+        self._transmit(response)
+        if response.code >= 200:
+            self.state = State.COMPLETED
+            self._start("J", self._timers.timeout, self._terminate)
+
+    def on_retransmission(self) -> None:
+        self._resend()
+
+
+class TransactionTimeout(TimeoutError):
+    """No final response before Timer F (the peer is gone)."""
+
+
+class NonInviteClientTransaction(_Timed):
+    """§17.1.2: send BYE/REFER/NOTIFY reliably over UDP; await the final response."""
+
+    def __init__(
+        self,
+        request: Request,
+        destination: Addr,
+        send: Send,
+        timers: Timers,
+        on_terminated: Callable[[NonInviteClientTransaction], None] = lambda tx: None,
+    ) -> None:
+        super().__init__()
+        self.request = request
+        self.destination = destination
+        self.state = State.TRYING
+        self.result: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._send = send
+        self._timers = timers
+        self._on_terminated = on_terminated
+        self._wire = bytes(request)
+        self._interval = timers.t1
+
+    def start(self) -> None:
+        self._send(self._wire, self.destination)
+        self._start("E", self._interval, self._timer_e)
+        self._start("F", self._timers.timeout, self._timer_f)
+
+    def on_response(self, response: Response) -> None:
+        if self.state in (State.COMPLETED, State.TERMINATED):
+            return  # a retransmitted final, absorbed during Timer K
+        if response.code < 200:
+            self.state = State.PROCEEDING
+            return
+        self.state = State.COMPLETED
+        self._stop("E")
+        self._stop("F")
+        if not self.result.done():
+            self.result.set_result(response)
+        self._start("K", self._timers.t4, self._terminate)
+
+    def _timer_e(self) -> None:
+        self._send(self._wire, self.destination)
+        # §17.1.2.2: doubling up to T2 while Trying; every T2 once Proceeding.
+        self._interval = (
+            self._timers.t2
+            if self.state is State.PROCEEDING
+            else min(2 * self._interval, self._timers.t2)
+        )
+        self._start("E", self._interval, self._timer_e)
+
+    def _timer_f(self) -> None:
+        if not self.result.done():
+            self.result.set_exception(TransactionTimeout(f"no response to {self.request.method}"))
+        self._terminate()
+
+    def _terminate(self) -> None:
+        if self.state is not State.TERMINATED:
+            self.state = State.TERMINATED
+            self._stop_all()
+            self._on_terminated(self)
+
+
+class TwoXxRetransmitter(_Timed):
+    """§13.3.1.4: resend the 2xx to an INVITE until its ACK arrives."""
+
+    def __init__(
+        self,
+        wire: bytes,
+        destination: Addr,
+        send: Send,
+        timers: Timers,
+        on_give_up: Callable[[], None],
+    ) -> None:
+        super().__init__()
+        self._wire, self._destination = wire, destination
+        self._send, self._timers, self._on_give_up = send, timers, on_give_up
+        self._interval = timers.t1
+        self.retransmissions = 0
+
+    def start(self) -> None:
+        self._start("G", self._interval, self._tick)
+        self._start("H", self._timers.timeout, self._give_up)
+
+    def acked(self) -> None:
+        self._stop_all()
+
+    def _tick(self) -> None:
+        self._send(self._wire, self._destination)
+        self.retransmissions += 1
+        self._interval = min(2 * self._interval, self._timers.t2)
+        self._start("G", self._interval, self._tick)
+
+    def _give_up(self) -> None:
+        self._stop_all()
+        self._on_give_up()

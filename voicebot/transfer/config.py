@@ -1,0 +1,278 @@
+"""Thresholds and weights of the transfer decision.
+
+Every number that decides whether a caller reaches a person lives here, so an
+operator can tune the policy from the TOML file (``[transfer]``) without
+touching code, and a test can change one knob and watch the outcome change.
+The field comments give the reasoning behind each default.
+
+Plain, mutable dataclass on purpose: ``voicebot.config`` merges TOML values
+into it field by field.  TOML arrays arrive as lists, so the code only ever
+iterates or tests membership on the sequence fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Reason = Literal["explicit", "frustration", "complexity"]
+REASONS: tuple[Reason, ...] = ("explicit", "frustration", "complexity")
+
+# Words that describe *why the caller phoned* rather than how they feel about
+# the call.  VADER scores them negative ("lost" -1.3, "fraud" -2.8, "died"
+# -2.6, the answer "no" -1.2), so "I lost my card" or "No thanks" would read as
+# an unhappy caller.  Removing them from the lexicon keeps the sentiment
+# signal about the caller's mood; the topics themselves are judged by the
+# complexity signal.
+DEFAULT_NEUTRAL_WORDS: tuple[str, ...] = (
+    "no", "lost", "lose", "losing", "stolen", "steal", "stole", "theft", "fraud",
+    "fraudulent", "scam", "scammed", "dispute", "disputed", "charged", "debt", "debts",
+    "died", "death", "dead", "dying", "killed", "kill", "killing", "kills", "passed",
+    "funeral", "grief", "widow",
+    "hardship", "struggle", "struggling", "problem", "problems", "issue", "emergency",
+    "worried", "worry", "block", "blocked", "cancel", "cancelled", "stuck", "bother",
+    "complaint", "complain", "overdrawn", "declined", "missing", "sorry", "unemployed",
+    "sick", "ill", "cancer", "illness", "hospital", "bankrupt", "bankruptcy", "lawsuit",
+    "risk", "error", "rejected", "refused", "bounced", "penalty", "overdraft",
+)
+
+# better-profanity's list mixes swear words with everyday words.  These are
+# removed because a bank's callers say them without meaning offence: medical
+# and bereavement words ("my father had a stroke", "killed in an accident"),
+# drinks and places ("rum", "pot"), identity words that are never an insult
+# ("gay", "lesbians"), and exclamations too mild to count ("oh my god").
+DEFAULT_PROFANITY_ALLOWED: tuple[str, ...] = (
+    "god", "omg", "kill", "murder", "stroke", "drunk", "fat", "pot", "hemp", "rum",
+    "vodka", "pawn", "organ", "ovary", "ovum", "uterus", "womb", "seaman", "seamen",
+    "revue", "sandbar", "strip", "naked", "nude", "virgin", "len", "paddy", "valium",
+    "sniper", "napalm", "heroin", "hiv", "herpes", "slave", "pee", "urine", "menses",
+    "menstruate", "menstruation", "tampon", "wad", "willy", "willies", "xx", "lmao",
+    "lmfao", "erect", "sexual", "sex", "breasts", "gay", "gays", "lesbians", "queer",
+    "transsexual", "opiate", "opium", "meth", "reefer", "weed", "ganja", "stoned",
+    "hooch", "hookah", "maxi", "foobar", "undies", "unwed", "penile", "rectal",
+    "testes", "testis", "nipple", "nipples", "pms", "racy", "steamy", "prude", "toots",
+    "tinkle", "potty", "poop", "fart", "homey", "hump", "lust", "loin", "loins",
+    "pcp", "peyote", "junkie", "junky", "leper", "schizo", "extacy", "extasy", "uzi",
+    "viagra", "wang", "woody", "nad", "nads", "herp", "herpy", "gringo", "seduce",
+    "enlargement", "erotic", "ugly", "trashy", "sleazy", "weirdo", "tramp",
+)
+
+DEFAULT_COMPLEXITY_INTENTS: dict[str, str] = {
+    "complaint": "complaint",
+    "fraud_dispute": "fraud_dispute",
+    "bereavement": "bereavement",
+    "financial_hardship": "financial_hardship",
+    "legal_threat": "legal_threat",
+    "out_of_scope": "out_of_scope",
+}
+
+# Weight of one occurrence; a category transfers when its weights over the
+# call add up to ``complexity_threshold``.  Sensitive categories go at once;
+# one out-of-scope question is often small talk ("what's the weather?"), so
+# it takes two; a multi-part request whose evidence agrees (ranking and
+# wording) goes at once, weaker evidence needs to recur.
+DEFAULT_COMPLEXITY_WEIGHTS: dict[str, float] = {
+    "complaint": 1.0,
+    "fraud_dispute": 1.0,
+    "bereavement": 1.0,
+    "financial_hardship": 1.0,
+    "legal_threat": 1.0,
+    "out_of_scope": 0.5,
+    "multi_part": 1.0,
+}
+
+# Topic words for spotting two requests in one utterance ("check my balance
+# and also reset my password").  They only corroborate: a multi-part request
+# transfers alone only when Rasa's ranking agrees (see signals.complexity).
+DEFAULT_REQUEST_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "check_balance": ("balance", "how much money", "how much is in"),
+    "recent_transactions": ("transactions", "statement", "payments", "spending", "purchases"),
+    "lost_card": ("lost", "stolen", "missing card", "block my card", "freeze my card"),
+    "reset_password": ("password", "log in", "login", "locked out", "sign in"),
+    "opening_hours": ("opening hours", "open", "close", "closing", "hours"),
+    "fraud_dispute": ("fraud", "fraudulent", "dispute", "don't recognise", "don't recognize",
+                      "unauthorised", "unauthorized", "scam"),
+    "complaint": ("complaint", "complain"),
+    "financial_hardship": ("can't pay", "cannot pay", "hardship", "behind on"),
+}
+
+DEFAULT_FRUSTRATION_WEIGHTS: dict[str, float] = {
+    # Directed abuse is the strongest single cue, but a typical lone insult
+    # with nothing else wrong stays just under the threshold (it may be banter
+    # or a mis-transcription); with any second cue, or extreme wording that
+    # VADER scores near -1, the call goes.  Undirected
+    # swearing ("what the hell") counts ``profanity_value`` of it.
+    "abusive_language": 0.55,
+    # Lexicon sentiment is noisy on short transcribed speech; it adds up over
+    # turns rather than deciding alone.
+    "negative_sentiment": 0.35,
+    # Each turn the bot misunderstands in a row; three in a row count fully.
+    "misunderstanding": 0.45,
+    "repetition": 0.35,
+    # Loudness and speaking rate depend on line and person; they support the
+    # verbal signals (shouting and rushing after two misunderstandings goes
+    # over) but take two sustained turns to transfer by themselves.
+    "louder_voice": 0.3,
+    "faster_speech": 0.2,
+    "no_progress": 0.25,
+}
+
+
+@dataclass
+class TransferConfig:
+    """When a call goes to a person.  Defaults favour containment of routine
+    calls while reaching a human within about three bad turns."""
+
+    # --- explicit request -------------------------------------------------
+    explicit_intents: Sequence[str] = ("request_human",)
+    explicit_dtmf: str = "0"
+    explicit_phrases: Sequence[str] = (
+        "agent", "operator", "representative", "real person", "human", "humans",
+        "live person", "actual person", "to a person", "with a person", "speak to someone",
+        "talk to someone", "someone real", "somebody real", "real human",
+    )
+    # Compounds that contain a request word but ask for no one here.
+    explicit_exclusions: Sequence[str] = (
+        "estate agent", "travel agent", "letting agent", "insurance agent", "booking agent",
+        "human resources", "human error", "human rights", "operator error",
+    )
+    # Bot phrasings that offer a person; a "yes" right after one is a request.
+    offer_phrases: Sequence[str] = (
+        "would you like to speak", "would you like to talk", "would you like me to transfer",
+        "would you like me to connect", "shall i transfer", "should i transfer",
+        "shall i connect", "do you want to speak", "do you want me to transfer",
+    )
+    affirm_intents: Sequence[str] = ("affirm",)
+
+    # --- sentiment and abuse ----------------------------------------------
+    sentiment_neutral_words: Sequence[str] = DEFAULT_NEUTRAL_WORDS
+    # VADER's own convention: compound above -0.05 is neutral.
+    sentiment_neutral_band: float = 0.05
+    profanity_allowed: Sequence[str] = DEFAULT_PROFANITY_ALLOWED
+    # Undirected swearing vs an insult aimed at the bot (which is 1.0).
+    profanity_value: float = 0.6
+    # A word aimed at "you"/the bot is an insult when VADER rates it this low
+    # or lower: "useless" -1.8, "stupid" -2.4, "idiot" -2.3; "bother" is -1.4.
+    insult_valence: float = -1.5
+
+    # --- repetition ------------------------------------------------------------
+    # Share of matching content words (difflib ratio) to call it "the same".
+    repetition_similarity: float = 0.75
+    repetition_lookback_turns: int = 6
+    # Formulaic answers legitimately repeat ("yes", "no", a PIN).
+    repetition_exempt_intents: Sequence[str] = (
+        "affirm", "deny", "provide_pin", "greet", "goodbye", "thank_you",
+    )
+    # Saying "I said ..." / "I already told you" is repetition by the caller's
+    # own account, even when the transcript of the first try differs.
+    repetition_claim_value: float = 0.5
+
+    # --- misunderstanding streak ------------------------------------------
+    fallback_intents: Sequence[str] = ("nlu_fallback",)
+    correction_intents: Sequence[str] = ("correction",)
+    low_confidence: float = 0.5
+    misunderstanding_full_streak: int = 3
+
+    # --- tone against the caller's own baseline ----------------------------
+    baseline_turns: int = 2
+    # +6 dB is twice the amplitude: clearly raised, not line noise; 12 dB is
+    # shouting compared to the same caller's opening turns.
+    louder_db: float = 6.0
+    louder_full_db: float = 12.0
+    loudness_min_voiced_s: float = 0.3
+    # 25 % faster than their own opening pace; 50 % counts fully.
+    faster_ratio: float = 1.25
+    faster_full_ratio: float = 1.5
+    # A rate from under a second of speech or fewer than 3 words is noise.
+    rate_min_voiced_s: float = 1.0
+    rate_min_words: int = 3
+
+    # --- complexity ------------------------------------------------------------
+    complexity_intents: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_COMPLEXITY_INTENTS)
+    )
+    complexity_weights: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_COMPLEXITY_WEIGHTS)
+    )
+    # Below this Rasa confidence a category counts in proportion.
+    complexity_min_confidence: float = 0.6
+    complexity_threshold: float = 1.0
+    # Intents that are requests (for spotting several in one utterance).
+    request_intents: Sequence[str] = (
+        "check_balance", "recent_transactions", "lost_card", "reset_password", "opening_hours",
+        "complaint", "fraud_dispute", "financial_hardship",
+    )
+    # A second request intent needs this much probability in Rasa's ranking.
+    multi_intent_min_prob: float = 0.25
+    request_keywords: Mapping[str, Sequence[str]] = field(
+        default_factory=lambda: dict(DEFAULT_REQUEST_KEYWORDS)
+    )
+    conjunctions: Sequence[str] = (
+        "and also", "and then", "as well as", "and another thing", "also", "plus",
+        "and i also", "and i need", "and i want", "and i'd like", "and can you",
+        "and could you", "and my", "and what",
+    )
+
+    # --- long call without progress ----------------------------------------
+    # A routine call makes progress within ~4 turns (greeting, request, PIN,
+    # answer); 10 turns or 3 minutes with nothing done is a call the bot is
+    # not going to finish.
+    no_progress_grace_turns: int = 4
+    no_progress_turns: int = 10
+    no_progress_grace_s: float = 60.0
+    no_progress_s: float = 180.0
+    no_progress_reason: Reason = "complexity"
+
+    # --- dialogue failure ---------------------------------------------------
+    # The session apologises and asks again once; a second failure in a row
+    # means Rasa/STT is down, and the caller goes to a person, not the void.
+    dialogue_failure_turns: int = 2
+    dialogue_failure_reason: Reason = "complexity"
+
+    # --- frustration trend ----------------------------------------------------
+    frustration_weights: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_FRUSTRATION_WEIGHTS)
+    )
+    # Share of the score kept from one turn to the next: a calm turn takes
+    # 40 % off, so one bad moment fades within a few turns while three bad
+    # turns in a row build up.
+    frustration_decay: float = 0.6
+    # Extra factor when the bot just got something done for the caller.
+    progress_relief: float = 0.5
+    frustration_threshold: float = 0.65
+
+    def validate(self) -> None:
+        """Reject settings that would make the policy silently never (or
+        always) transfer."""
+        for name in ("frustration_threshold", "complexity_threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"transfer.{name} must be in (0, 1], got {value}")
+        for name in ("frustration_decay", "progress_relief", "low_confidence",
+                     "complexity_min_confidence", "multi_intent_min_prob", "profanity_value",
+                     "repetition_similarity", "repetition_claim_value"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"transfer.{name} must be in [0, 1], got {value}")
+        for signal, weight in self.frustration_weights.items():
+            if not 0.0 <= weight <= 1.0:
+                raise ValueError(f"transfer.frustration_weights.{signal} must be in [0, 1]")
+        self._validate_ranges()
+
+    def _validate_ranges(self) -> None:
+        pairs = (
+            ("louder_db", "louder_full_db"),
+            ("faster_ratio", "faster_full_ratio"),
+            ("no_progress_grace_turns", "no_progress_turns"),
+            ("no_progress_grace_s", "no_progress_s"),
+        )
+        for low, high in pairs:
+            if getattr(self, low) >= getattr(self, high):
+                raise ValueError(f"transfer.{low} must be below transfer.{high}")
+        for name in ("baseline_turns", "misunderstanding_full_streak", "dialogue_failure_turns"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"transfer.{name} must be at least 1")
+        for name in ("no_progress_reason", "dialogue_failure_reason"):
+            if getattr(self, name) not in REASONS:
+                raise ValueError(f"transfer.{name} must be one of {REASONS}")
