@@ -7,13 +7,17 @@ never skip, so CI cannot go green without the real pipeline.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from voicebot.config import PROJECT_ROOT, Config, load_config
+from voicebot.config import PROJECT_ROOT, Config, DialogueConfig, load_config
+from voicebot.dialogue.rasa_client import RasaClient
+from voicebot.dialogue.rasa_server import ManagedRasa
+from voicebot.dialogue.training import train
 from voicebot.session.services import Services
 
 FIXTURES = PROJECT_ROOT / "audio_fixtures"
@@ -25,18 +29,40 @@ def config() -> Config:
 
 
 @pytest.fixture(scope="session")
+def rasa_bank_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo bank database the test Rasa's actions read and write."""
+    return tmp_path_factory.mktemp("bank") / "demo_bank.sqlite3"
+
+
+@pytest.fixture(scope="session")
+async def managed_rasa(rasa_bank_db: Path) -> AsyncIterator[ManagedRasa]:
+    """One real Rasa + actions server for the whole test session."""
+    model = await asyncio.to_thread(train)  # idempotent: trains only if the project changed
+    # A fresh DialogueConfig: tests always start their own Rasa, whatever the environment says.
+    async with ManagedRasa(DialogueConfig(), model=model, bank_db=rasa_bank_db) as rasa:
+        print(f"\nRasa started in {rasa.startup_s:.1f} s at {rasa.url}")
+        yield rasa
+
+
+@pytest.fixture
+async def rasa_client(managed_rasa: ManagedRasa) -> AsyncIterator[RasaClient]:
+    async with managed_rasa.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 async def services(
-    config: Config, tmp_path_factory: pytest.TempPathFactory
+    config: Config, managed_rasa: ManagedRasa, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Services]:
+    """Real Whisper, pyttsx3 and Silero, talking to the shared test Rasa."""
     from voicebot.runtime import open_services
     from voicebot.simulation import SimulatedAgentDialer, add_simulated_agent
 
     state = tmp_path_factory.mktemp("state")
+    config.dialogue.rasa_url = managed_rasa.url
+    config.dialogue.auth_token = managed_rasa.token
     async with open_services(
-        config,
-        database=state / "calls.sqlite3",
-        dialer=SimulatedAgentDialer(),
-        bank_db=state / "bank.sqlite3",
+        config, database=state / "calls.sqlite3", dialer=SimulatedAgentDialer()
     ) as svc:
         add_simulated_agent(svc)
         yield svc

@@ -72,11 +72,11 @@ class TtsConfig:
 class EndpointingConfig:
     """Turn-taking: when has the caller finished, when are they interrupting."""
 
-    speech_threshold: float = 0.5
+    speech_threshold: float = 0.4  # Silero on telephone band scores speech lower (0.4-0.6)
     min_speech_s: float = 0.25  # shorter blips (a cough) are not a turn
     end_silence_s: float = 0.6
     max_utterance_s: float = 20.0
-    pre_roll_s: float = 0.2
+    pre_roll_s: float = 0.35  # onsets ("four…") score low: keep audio before detection
     barge_in_min_speech_s: float = 0.3
 
 

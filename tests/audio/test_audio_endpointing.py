@@ -29,11 +29,16 @@ LONG = (
 STAT_KEYS = {"rms_dbfs", "peak_dbfs", "voiced_s", "duration_s"}
 
 
+
+def pinned(**overrides: float) -> EndpointingConfig:
+    """The mechanism under test, independent of tuned defaults (threshold, pre-roll)."""
+    return EndpointingConfig(**{"speech_threshold": 0.5, "pre_roll_s": 0.2, **overrides})
+
 def run(
     pcm: np.ndarray, vad: SileroVad, config: EndpointingConfig | None = None
 ) -> list[tuple[float, EndpointEvent]]:
     """Feed 20 ms frames like a transport; record (media time when emitted, event)."""
-    ep = Endpointer(config or EndpointingConfig(), vad.stream())
+    ep = Endpointer(config or pinned(), vad.stream())
     out = [(ep.now, e) for frame in split_frames(pcm) for e in ep.push(frame)]
     return out + [(ep.now, e) for e in ep.flush()]
 
@@ -137,7 +142,7 @@ def test_loudness_stats_follow_the_signal(vad: SileroVad, speak) -> None:
 def test_max_utterance_force_ends_and_continues(vad: SileroVad, speak) -> None:
     speech = speak(LONG)
     assert len(speech) / 8000 > 8
-    config = EndpointingConfig(max_utterance_s=3.0)
+    config = pinned(max_utterance_s=3.0)
     utts = utterances(run(np.concatenate([silence(0.5), speech, silence(1.5)]), vad, config))
     assert len(utts) >= 3
     forced = [u for u in utts if u.stats["forced"] == 1.0]
@@ -150,7 +155,7 @@ def test_max_utterance_force_ends_and_continues(vad: SileroVad, speak) -> None:
 def test_same_events_however_audio_is_chunked(vad: SileroVad, speak) -> None:
     pcm = np.concatenate([silence(1.0), speak(PHRASE_1), silence(1.5), speak(PHRASE_2), silence(1)])
     framed = [e for _, e in run(pcm, vad)]
-    ep = Endpointer(EndpointingConfig(), vad.stream())
+    ep = Endpointer(pinned(), vad.stream())
     whole = ep.push(pcm) + ep.flush()
     assert [type(e) for e in whole] == [type(e) for e in framed]
     for a, b in zip(whole, framed, strict=True):
@@ -163,7 +168,7 @@ def test_same_events_however_audio_is_chunked(vad: SileroVad, speak) -> None:
 
 def test_silence_duration_for_silence_prompts(vad: SileroVad, speak) -> None:
     p1 = speak(PHRASE_1)
-    ep = Endpointer(EndpointingConfig(), vad.stream())
+    ep = Endpointer(pinned(), vad.stream())
     ep.push(silence(2.0))
     assert ep.silence_duration() == pytest.approx(2.0)
     ep.push(p1[:4000])
@@ -175,7 +180,7 @@ def test_silence_duration_for_silence_prompts(vad: SileroVad, speak) -> None:
 
 
 def test_flush_closes_a_turn_cut_off_by_hangup(vad: SileroVad, speak) -> None:
-    ep = Endpointer(EndpointingConfig(), vad.stream())
+    ep = Endpointer(pinned(), vad.stream())
     ep.push(np.concatenate([silence(0.5), speak(PHRASE_2)]))
     assert ep.in_speech
     (event,) = ep.flush()
@@ -184,7 +189,7 @@ def test_flush_closes_a_turn_cut_off_by_hangup(vad: SileroVad, speak) -> None:
 
 def test_rejects_non_int16(vad: SileroVad) -> None:
     with pytest.raises(TypeError):
-        Endpointer(EndpointingConfig(), vad.stream()).push(np.zeros(160, np.float32))
+        Endpointer(pinned(), vad.stream()).push(np.zeros(160, np.float32))
 
 
 # --------------------------------------------------------------------------- scripted VAD
@@ -212,7 +217,7 @@ class ScriptedVad:
 
 
 def scripted(probs: list[float], **config: float) -> list[EndpointEvent]:
-    ep = Endpointer(EndpointingConfig(**config), ScriptedVad(probs))
+    ep = Endpointer(pinned(**config), ScriptedVad(probs))
     return ep.push(np.ones(256 * len(probs), np.int16) * 1000) + ep.flush()
 
 

@@ -97,21 +97,24 @@ def _trim_edges(text: str, tokens: list[_Token], first: int, last: int) -> tuple
     "oh four three two" keeps its zero; "Oh, four three two" and "two three, oh"
     treat the "oh" as an interjection.  The letter "o" counts only between digits.
     """
-    def tight(a: _Token, b: _Token) -> bool:
-        return text[a.end : b.start].isspace()
-
-    while first < last and (
-        tokens[first].word in _OH
-        and (tokens[first].word == "o" or first + 1 >= last or not tight(tokens[first], tokens[first + 1]))
-    ):
+    while first < last and tokens[first].word in _OH:
+        if first + 1 < last and _tight_oh(text, tokens[first], tokens[first + 1], tokens[first]):
+            break
         first += 1
-    while last > first and (
+    while last - first > 1 and (
         tokens[last - 1].word in _REPEATERS
-        or tokens[last - 1].word in _OH
-        and (tokens[last - 1].word == "o" or not tight(tokens[last - 2], tokens[last - 1]))
+        or (
+            tokens[last - 1].word in _OH
+            and not _tight_oh(text, tokens[last - 2], tokens[last - 1], tokens[last - 1])
+        )
     ):
         last -= 1
     return first, last
+
+
+def _tight_oh(text: str, left: _Token, right: _Token, oh: _Token) -> bool:
+    """An edge "oh" is a zero only when joined to its digit by plain spaces."""
+    return oh.word == "oh" and text[left.end : right.start].isspace()
 
 
 def _run_digits(run: list[_Token]) -> str | None:

@@ -62,7 +62,10 @@ MIN_ECHO_WORDS = 4
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
-    """What was said, how sure Whisper was, and what it cost."""
+    """What was said, how sure Whisper was, and what it cost.
+
+    ``elapsed_s`` includes any wait for a free worker: it is the delay the caller hears.
+    """
 
     text: str
     avg_logprob: float
@@ -123,6 +126,23 @@ def _has_looping_ngram(words: list[str]) -> bool:
     return False
 
 
+def tidy(text: str) -> str:
+    """Trim stray separators and capitalise: a prompt ending in "." makes Whisper start
+    in lower case, and agents read these transcripts."""
+    text = text.strip().lstrip(",;:- ").rstrip(",;:- ")
+    return text[:1].upper() + text[1:]
+
+
+def has_stutter(text: str) -> bool:
+    """A word or two-word phrase repeated back to back ("yes, yes", "my card my card")."""
+    words = _words(text)
+    return any(
+        words[i : i + n] == words[i + n : i + 2 * n]
+        for n in (1, 2)
+        for i in range(len(words) - 2 * n + 1)
+    )
+
+
 def strip_prompt_echo(text: str, prompt: str | None) -> str:
     """Remove a run of ≥ 4 words copied verbatim from the prompt (Whisper echoing it)."""
     if not prompt or not text:
@@ -134,8 +154,10 @@ def strip_prompt_echo(text: str, prompt: str | None) -> str:
         return text
     first, last = best
     cut_to = spans[last + 1][0] if last + 1 < len(spans) else len(text)
-    stripped = (text[: spans[first][0]] + text[cut_to:]).strip(" ,.;:-")
-    return stripped.strip() if _words(stripped) else ""
+    head = text[: spans[first][0]].rstrip(" ,;:-")
+    tail = text[cut_to:].lstrip(" ,.;:-")
+    stripped = f"{head} {tail}".strip()
+    return stripped if _words(stripped) else ""
 
 
 def _longest_common_run(words: list[str], prompt_words: list[str]) -> tuple[int, int] | None:
@@ -224,8 +246,8 @@ class Transcriber:
         """Prompt tokens without special tokens (with them, Whisper echoes the prompt)."""
         if not prompt:
             return []
-        ids = self._tokenizer.encode(" " + prompt)
-        return ids[-MAX_PROMPT_TOKENS:]
+        ids = self._model.hf_tokenizer.encode(" " + prompt, add_special_tokens=False).ids
+        return list(ids[-MAX_PROMPT_TOKENS:])
 
     def _decoder_prompt(self, with_prompt: bool) -> list[int]:
         """<|startofprev|> domain words, then <|startoftranscript|><|en|><|transcribe|>."""
@@ -236,8 +258,9 @@ class Transcriber:
     def _warm_up(self) -> None:
         """Run one tiny decode so the first caller does not pay for allocations."""
         window = window_for(0.0, self.config.min_window_s)
-        features = np.zeros((self._model.feature_extractor.mel_filters.shape[0], int(window * FRAMES_PER_S)))
-        encoded = self._model.encode(features.astype(np.float32))
+        n_mels = self._model.feature_extractor.mel_filters.shape[0]
+        features = np.zeros((n_mels, int(window * FRAMES_PER_S)), dtype=np.float32)
+        encoded = self._model.encode(features)
         self._generate(encoded, self._decoder_prompt(False), max_new=2)
 
     def _transcribe_sync(self, pcm: np.ndarray) -> tuple[_Decoded, float]:
@@ -249,8 +272,9 @@ class Transcriber:
         window_s = window_for(audio_s, self.config.min_window_s)
         encoded = self._model.encode(self._features(audio, window_s))
         max_new = int(audio_s * MAX_TOKENS_PER_S) + EXTRA_TOKENS
-        decoded = self._decode(encoded, max_new, with_prompt=True)
-        if decoded is None and self._prompt_ids:
+        prompted = bool(self._prompt_ids)
+        decoded = self._decode(encoded, max_new, with_prompt=prompted)
+        if decoded is None and prompted:
             decoded = self._decode(encoded, max_new, with_prompt=False)
         if decoded is None:
             log.info("event=stt_fallback audio_s=%.2f window_s=%.0f", audio_s, window_s)
@@ -273,10 +297,21 @@ class Transcriber:
             return _Decoded("", result.tokens, result.avg_logprob, result.no_speech_prob)
         if result.tokens >= max_new or looks_repetitive(result.text):
             return None
-        text = strip_prompt_echo(result.text, self.prompt) if with_prompt else result.text
+        text = tidy(strip_prompt_echo(result.text, self.prompt) if with_prompt else result.text)
         if with_prompt and not text:
             return None  # a pure echo: try again without the prompt
-        return _Decoded(text, result.tokens, result.avg_logprob, result.no_speech_prob)
+        decoded = _Decoded(text, result.tokens, result.avg_logprob, result.no_speech_prob)
+        if with_prompt and has_stutter(text):
+            return self._prefer_unprompted(encoded, max_new, decoded)
+        return decoded
+
+    def _prefer_unprompted(self, encoded: object, max_new: int, prompted: _Decoded) -> _Decoded:
+        """A word said twice may be the prompt talking ("yes, yes"): ask again without it."""
+        plain = self._decode(encoded, max_new, with_prompt=False)
+        if plain is not None and plain.text and not has_stutter(plain.text):
+            log.debug("event=stt_prompt_stutter prompted=%r plain=%r", prompted.text, plain.text)
+            return plain
+        return prompted
 
     def _generate(self, encoded: object, prompt: list[int], max_new: int) -> _Decoded:
         """One CTranslate2 ``generate`` call, scored the way faster-whisper scores it."""
@@ -310,9 +345,10 @@ class Transcriber:
         if not segments:
             return _Decoded("", 0, 0.0, 1.0)
         text = " ".join(s.text.strip() for s in segments).strip()
-        text = strip_prompt_echo(text, self.prompt)
+        text = tidy(strip_prompt_echo(text, self.prompt))
         avg = sum(s.avg_logprob for s in segments) / len(segments)
-        return _Decoded(text, len(text), avg, max(s.no_speech_prob for s in segments))
+        tokens = sum(len(s.tokens) for s in segments)
+        return _Decoded(text, tokens, avg, max(s.no_speech_prob for s in segments))
 
 
 def _is_no_speech(result: _Decoded) -> bool:

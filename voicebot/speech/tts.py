@@ -9,6 +9,10 @@ pyttsx3 2.99 has sharp edges on Linux (DESIGN §2), each handled here:
   ``save_to_file`` + ``runAndWait`` per text, each to a new unique path;
 * it keeps the last text and may re-synthesise it → we require a *fresh*
   non-empty file at the new path plus a completed ``finished-utterance`` event;
+* espeak-ng synthesises on its own thread, so ``runAndWait`` can return early and
+  its opening ``stop()`` can cancel the *next* text half-way (found here: 9 of 60
+  back-to-back texts cut, one empty) → we wait for completion and idleness, and
+  disable that cancel on our private engine (0 failures in 300);
 * empty text raises → blank / punctuation-only text returns empty audio without
   touching the engine;
 * it prints "Audio saved to …" on stdout → silenced inside the driver module only
@@ -32,6 +36,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 import wave
 from collections import OrderedDict
@@ -52,6 +57,8 @@ log = logging.getLogger(__name__)
 ESPEAK_LIBRARY = "libespeak-ng.so.1"
 APT_HINT = "apt-get install espeak-ng libespeak-ng1"
 WAV_HEADER_BYTES = 44
+SYNTH_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 1.0
 EMPTY = np.zeros(0, dtype=np.int16)
 EMPTY.flags.writeable = False
 
@@ -110,6 +117,22 @@ def _load_espeak_library() -> None:
         raise TtsError(f"espeak-ng is not installed ({exc}); run: {APT_HINT}") from exc
 
 
+def _never_cancel(engine: Any) -> None:
+    """Stop pyttsx3 from cancelling the text it is about to synthesise.
+
+    Every ``runAndWait`` starts with the driver's ``stop()``, which calls
+    ``espeak_Cancel`` whenever espeak still reports "playing" (it does for a
+    while after the previous text ended); the cancel then lands on the *new*
+    text and cuts it short — measured: 9 of 60 back-to-back texts, one an empty
+    file.  ``stop()`` only matters for interrupting ``say()`` playback, which we
+    never use, and we wait for each text to finish, so on our private engine it
+    becomes a no-op.
+    """
+    driver = engine.proxy._driver
+    driver._stopping = False
+    driver.stop = lambda: None
+
+
 def _silent_print(*args: object, **_kwargs: object) -> None:
     log.debug("pyttsx3: %s", " ".join(str(a) for a in args))
 
@@ -121,7 +144,9 @@ class _EspeakWorker:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
         self._engine: Any = None
         self._finished: list[bool] = []
+        self._done = threading.Event()
         self._voices: list[VoiceInfo] | None = None
+        self.default_voice = ""  # espeak-ng's own default, read when the engine starts
         self._folder = Path(tempfile.mkdtemp(prefix="voicebot-tts-"))
         atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
 
@@ -141,13 +166,34 @@ class _EspeakWorker:
                 espeak_driver.print = _silent_print  # type: ignore[attr-defined]
                 engine = pyttsx3.init("espeak")
             except Exception as exc:
-                raise TtsError(f"cannot start espeak-ng through pyttsx3 ({exc}); run: {APT_HINT}") from exc
+                raise TtsError(
+                    f"cannot start espeak-ng through pyttsx3 ({exc}); run: {APT_HINT}"
+                ) from exc
             engine.connect("finished-utterance", self._on_finished)
+            _never_cancel(engine)
+            self.default_voice = str(engine.getProperty("voice") or "")
             self._engine = engine
         return self._engine
 
     def _on_finished(self, name: object = None, completed: bool = False) -> None:
+        # Called from espeak-ng's own thread in retrieval mode.
         self._finished.append(bool(completed))
+        if completed:
+            self._done.set()
+
+    @staticmethod
+    def _wait_idle(timeout_s: float = IDLE_TIMEOUT_S) -> None:
+        """Wait until espeak-ng's own synthesis thread is idle before the next text."""
+        from pyttsx3.drivers import _espeak
+
+        deadline = time.monotonic() + timeout_s
+        while _espeak.IsPlaying() and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def resolve(self, wanted: str | None) -> str:
+        """The voice id to set before every text (the engine is shared, so never "as is")."""
+        self.engine()
+        return resolve_voice(wanted, self.voices()) or self.default_voice
 
     def voices(self) -> list[VoiceInfo]:
         if self._voices is None:
@@ -157,16 +203,21 @@ class _EspeakWorker:
             ]
         return self._voices
 
-    def synthesize(self, text: str, voice_id: str | None, rate_wpm: int) -> np.ndarray:
+    def synthesize(self, text: str, voice_id: str, rate_wpm: int) -> np.ndarray:
         """One text → 22,050 Hz int16 samples, from a fresh file written for this call."""
         engine = self.engine()
         path = self._folder / f"{uuid.uuid4().hex}.wav"
+        self._wait_idle()
         self._finished.clear()
+        self._done.clear()
         if voice_id:
             engine.setProperty("voice", voice_id)
         engine.setProperty("rate", rate_wpm)
         engine.save_to_file(text, str(path))
         engine.runAndWait()
+        # runAndWait can return while espeak-ng's thread is still synthesising.
+        self._done.wait(SYNTH_TIMEOUT_S)
+        self._wait_idle()
         try:
             return self._read_fresh(path, text)
         finally:
@@ -174,7 +225,7 @@ class _EspeakWorker:
 
     def _read_fresh(self, path: Path, text: str) -> np.ndarray:
         """Refuse a missing, empty or stale result instead of playing the wrong audio."""
-        if not self._finished or not self._finished[-1]:
+        if not self._done.is_set() or False in self._finished:
             raise TtsError(f"espeak-ng did not finish synthesising {text[:40]!r}")
         if not path.is_file() or path.stat().st_size <= WAV_HEADER_BYTES:
             raise TtsError(f"espeak-ng wrote no audio for {text[:40]!r}")
@@ -224,13 +275,13 @@ class Synthesizer:
     def __init__(self, config: TtsConfig) -> None:
         self.config = config
         self._worker = _shared_worker()
-        self._voice_id = self._call(lambda: resolve_voice(config.voice, self._worker.voices()))
+        self._voice_id = self._call(lambda: self._worker.resolve(config.voice))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.engine_calls = 0  # how many texts went to espeak-ng (cache misses)
 
     @property
-    def voice_id(self) -> str | None:
+    def voice_id(self) -> str:
         return self._voice_id
 
     def _call(self, fn: Callable[[], T]) -> T:

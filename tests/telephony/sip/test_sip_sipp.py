@@ -32,7 +32,7 @@ async def test_options_gets_200(tmp_path: Path) -> None:
     async with sip_server(RecordingHandler()):
         result = await run_sipp("options.xml", tmp_path)
     assert result.returncode == 0, result.output
-    assert "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO" in result.messages
+    assert "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY" in result.messages
 
 
 async def test_cancel_before_answer_gets_487(

@@ -267,6 +267,8 @@ class MediaStreamChannel:
         self._assembler = UlawFrameAssembler()
         # None ends frames() without a HangupFrame: the bot hung up, not the caller.
         self._inbox: asyncio.Queue[InputFrame | None] = asyncio.Queue()
+        self._hangup_held = False
+        self._held_hangup: str | None = None
 
     # ------------------------------------------------------ fed by the endpoint
 
@@ -284,8 +286,27 @@ class MediaStreamChannel:
         self.ended_reason = reason
         for pcm in self._assembler.flush():
             self._inbox.put_nowait(AudioFrame(pcm))
-        self._inbox.put_nowait(HangupFrame(reason))
+        if self._hangup_held:
+            self._held_hangup = reason
+        else:
+            self._inbox.put_nowait(HangupFrame(reason))
         self.output.close()
+
+    # ----------------------------------------------- transfer (webhook.py)
+
+    def hold_hangup(self) -> None:
+        """A transfer webhook is out: the carrier's redirect may end the stream
+        before the webhook answers, so keep a stream end to ourselves for now."""
+        self._hangup_held = True
+
+    def release_hangup(self, transferred: bool) -> None:
+        """The webhook answered: deliver a held stream end (as "transferred" if
+        the carrier took the call, else as the caller leaving)."""
+        self._hangup_held = False
+        if self._held_hangup is not None:
+            reason = "transferred" if transferred else self._held_hangup
+            self._held_hangup = None
+            self._inbox.put_nowait(HangupFrame(reason))
 
     # ------------------------------------------------------------ CallChannel
 

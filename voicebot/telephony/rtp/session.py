@@ -110,6 +110,25 @@ class PlayoutBuffer:
             self._idle.set()
         return out
 
+    def trim(self, max_samples: int) -> int:
+        """Drop the oldest audio beyond ``max_samples``; returns how much went.
+
+        A relay between two media clocks (a transfer bridge) must not let a
+        stall on one side become delay for the rest of the call."""
+        excess = self.queued_samples - max_samples
+        dropped = 0
+        while excess > 0 and self._chunks:
+            chunk = self._chunks[0]
+            if len(chunk) <= excess:
+                self._chunks.popleft()
+                taken = len(chunk)
+            else:
+                self._chunks[0] = chunk[excess:]
+                taken = excess
+            excess -= taken
+            dropped += taken
+        return dropped
+
     def close(self) -> None:
         self._closed = True
         self.clear()

@@ -4,6 +4,12 @@ Life of a call: RINGING (100/180 sent) → ANSWERED (200 OK sent, resent until
 the ACK) → CONFIRMED (ACK received: the server starts the handler) → ENDED
 (BYE either way, CANCEL, rejection, no ACK, or RTP timeout).  Media starts
 with the 200 OK, so the caller hears continuous RTP from the first moment.
+
+:meth:`SipCall.transfer` hands the caller to a person: a blind REFER first
+(RFC 3515, following the NOTIFYs), and when the caller's side refuses or
+fails it, a bridge — voicebot calls the agent itself and relays the audio
+(``bridge.py``).  A bridged call outlives the session's handler: the server
+leaves it up until one side hangs up.
 """
 
 from __future__ import annotations
@@ -12,61 +18,41 @@ import asyncio
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
-from enum import Enum
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sipmessage import Address, Request, Response
 
 from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, InputFrame
-from voicebot.logs import CallLogger
-from voicebot.telephony.rtp.session import (
-    MediaSession,
-    NoFreePortError,
-    PlayoutBuffer,
-    codec_by_name,
-)
+from voicebot.telephony.rtp.session import NoFreePortError
 from voicebot.telephony.sip.dialog import Dialog
+from voicebot.telephony.sip.leg import SDP, CallLeg, CallState, Reject, parse_sdp
 from voicebot.telephony.sip.message import ALLOWED_METHODS, make_response, new_tag
-from voicebot.telephony.sip.sdp import (
-    MediaPlan,
-    NegotiationError,
-    SdpError,
-    SessionDescription,
-    accept_answer,
-    make_offer,
-    negotiate,
-    new_origin,
+from voicebot.telephony.sip.refer import (
+    CALL_HEADER,
+    ReferProgress,
+    TargetUri,
+    TransferOutcome,
+    TransferTargetError,
+    event_id,
 )
+from voicebot.telephony.sip.sdp import NegotiationError, make_offer, negotiate
 from voicebot.telephony.sip.transaction import (
     InviteServerTransaction,
     ServerTransaction,
     TransactionTimeout,
-    TwoXxRetransmitter,
 )
 
 if TYPE_CHECKING:
     from voicebot.telephony.sip.server import SipServer
 
-SDP = "application/sdp"
+__all__ = ["SDP", "CallState", "FrameQueue", "SipCall", "caller_id_of"]
+
 # Keep at most this much unread caller audio (a handler that never reads
 # frames must not grow memory for the whole call); DTMF and hang-up are kept.
 MAX_QUEUED_AUDIO_FRAMES = 500
-DTMF_CONTENT_TYPES = ("application/dtmf-relay", "application/dtmf")
-
-
-class CallState(Enum):
-    RINGING = "ringing"
-    ANSWERED = "answered"
-    CONFIRMED = "confirmed"
-    ENDED = "ended"
-
-
-class _Reject(Exception):
-    def __init__(self, code: int, warning: str = "") -> None:
-        super().__init__(code, warning)
-        self.code, self.warning = code, warning
+TRANSFER_MODES = ("refer", "bridge")
 
 
 class FrameQueue:
@@ -122,46 +108,23 @@ def caller_id_of(invite: Request) -> str | None:
     return None
 
 
-class SipCall:
+class SipCall(CallLeg):
     """A CallChannel over SIP/RTP.  Created by :class:`SipServer` per INVITE."""
-
-    transport = "sip"
 
     def __init__(
         self, ua: SipServer, invite: Request, tx: InviteServerTransaction, peer: tuple[str, int]
     ) -> None:
-        self.call_id = f"sip-{secrets.token_hex(8)}"
+        dialog = Dialog.from_invite(invite, new_tag(), peer)
+        super().__init__(ua, dialog, f"sip-{secrets.token_hex(8)}")
         self.sip_call_id = invite.call_id
         self.caller_id = caller_id_of(invite)
-        self.output = PlayoutBuffer()
-        self.state = CallState.RINGING
-        self.hangup_reason: str | None = None
-        self.plan: MediaPlan | None = None
-        self.log = CallLogger(self.call_id, ua.logger)
-        self.dialog = Dialog.from_invite(invite, new_tag(), peer)
-        self._ua = ua
+        self.transferred = False  # a REFER succeeded: the caller talks to an agent now
         self._invite, self._invite_tx = invite, tx
         tx.to_tag = self.dialog.local_tag
         self._frames = FrameQueue()
-        self._origin = new_origin(ua.advertised_host(peer[0]))
-        self._local_sdp: SessionDescription | None = None
-        self._offer_pending = False  # our SDP offer (delayed offer) awaits the ACK's answer
-        self._retransmitters: dict[int, TwoXxRetransmitter] = {}
-        self._confirmed = asyncio.Event()
-        self._bye_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._started = asyncio.get_running_loop().time()
-        config = ua.config
-        self.media = MediaSession(
-            self.output,
-            on_audio=self._on_audio,
-            on_dtmf=self._on_dtmf,
-            on_timeout=self._on_media_timeout,
-            jitter_ms=config.jitter_ms,
-            max_jitter_ms=config.max_jitter_ms,
-            timeout_s=config.rtp_timeout_s,
-            symmetric=config.symmetric_rtp,
-        )
+        self._refers: dict[int, ReferProgress] = {}
+        self._transferring = False
+        self._refer_abandoned = False  # a ring was cancelled while REFERred
 
     # ------------------------------------------------------- CallChannel API
 
@@ -173,15 +136,17 @@ class SipCall:
             if isinstance(frame, HangupFrame):
                 return
 
-    async def hangup(self, reason: str = "bot hung up") -> None:
-        """End the call from our side: BYE (or a final error while still ringing)."""
-        if self._bye_task is None:
-            self._bye_task = asyncio.ensure_future(self._hang_up(reason))
-        await asyncio.shield(self._bye_task)
-
     @property
-    def ended(self) -> bool:
-        return self.state is CallState.ENDED
+    def bridged(self) -> bool:
+        """A transfer bridge owns this call now (the session is done with it)."""
+        return self.bridge is not None and not self.ended
+
+    async def handler_returned(self) -> None:
+        """The session's handler is done: BYE the caller — unless a bridge now
+        relays them to an agent, in which case the bridge ends the call."""
+        if self.ended or self.bridged:
+            return
+        await self.hangup("transferred" if self.transferred else "bot hung up")
 
     # ----------------------------------------------------------- answering
 
@@ -201,7 +166,7 @@ class SipCall:
                 self.log.event(
                     "sip_answered", codec=self.plan and self.plan.codec, rtp_port=self.media.port
                 )
-        except _Reject as exc:
+        except Reject as exc:
             self.reject(exc.code, exc.warning)
         except Exception as exc:
             self.log.error("sip_answer_failed", error=repr(exc))
@@ -212,56 +177,17 @@ class SipCall:
         try:
             port = await self.media.bind(self._ua.rtp_host, self._ua.allocator)
         except NoFreePortError as exc:
-            raise _Reject(503, "no free RTP port") from exc
+            raise Reject(503, "no free RTP port") from exc
         if not self._invite.body:
             self._local_sdp = make_offer(host, port, self._origin, self._ua.codecs)
             self._offer_pending = True
             return
-        offer = _parse_sdp(self._invite.body)
+        offer = parse_sdp(self._invite.body)
         try:
             plan, self._local_sdp = negotiate(offer, host, port, self._origin, self._ua.codecs)
         except NegotiationError as exc:
-            raise _Reject(488, str(exc)) from exc
+            raise Reject(488, str(exc)) from exc
         self._apply_plan(plan)
-
-    def _apply_plan(self, plan: MediaPlan) -> None:
-        previous, self.plan = self.plan, plan
-        self.media.configure(
-            codec_by_name(plan.codec, plan.payload_type),
-            plan.dtmf_payload_type,
-            (plan.remote_host, plan.remote_port),
-            send=plan.sends,
-            recv=plan.receives,
-            sources={self.dialog.peer[0]},
-        )
-        self.media.start()
-        if previous and plan.on_hold != previous.on_hold:
-            self.log.event("sip_hold" if plan.on_hold else "sip_resume", direction=plan.direction)
-
-    def _send_ok(
-        self, request: Request, tx: ServerTransaction, *, record_route: bool = False
-    ) -> None:
-        assert self._local_sdp is not None
-        response = make_response(
-            request,
-            200,
-            to_tag=self.dialog.local_tag,
-            headers=self._ua.dialog_headers(self.dialog.peer[0]),
-            body=self._local_sdp.serialize(),
-            content_type=SDP,
-            record_route=record_route,
-        )
-        tx.respond(response)
-        cseq = request.cseq.sequence
-        retransmitter = TwoXxRetransmitter(
-            bytes(response),
-            tx.destination,
-            self._ua.send,
-            self._ua.timers,
-            lambda: self._no_ack(cseq),
-        )
-        self._retransmitters[cseq] = retransmitter
-        retransmitter.start()
 
     def _respond(
         self, code: int, warning: str = "", headers: list[tuple[str, str]] | None = None
@@ -294,14 +220,17 @@ class SipCall:
         self._end("caller cancelled")
         return True
 
+    def _end_early(self, reason: str) -> None:
+        self.reject(480, reason)
+
+    def _bye_while_ringing(self) -> None:
+        if self.state is CallState.RINGING:
+            self._respond(487)
+
     # -------------------------------------------------------------- dialog
 
     def on_ack(self, ack: Request) -> None:
-        retransmitter = self._retransmitters.pop(ack.cseq.sequence, None)
-        if retransmitter:
-            retransmitter.acked()
-        if self._offer_pending:
-            self._take_answer(ack)
+        super().on_ack(ack)
         if self.state is CallState.ANSWERED:
             self.state = CallState.CONFIRMED
             self._confirmed.set()
@@ -314,195 +243,211 @@ class SipCall:
             )
             self._ua.start_handler(self)
 
-    def _take_answer(self, ack: Request) -> None:
-        """Delayed offer: our offer went in the 200, the answer comes in the ACK."""
-        self._offer_pending = False
+    def _on_notify(self, request: Request, tx: ServerTransaction) -> None:
+        """RFC 3515 §2.4.4: the caller's phone reports how the REFERred call goes."""
         try:
-            self._apply_plan(accept_answer(_parse_sdp(ack.body), self._ua.codecs))
-        except _Reject as exc:
-            self._spawn(self.hangup(f"unusable SDP answer in ACK: {exc.warning}"))
-        except NegotiationError as exc:
-            self._spawn(self.hangup(f"unusable SDP answer in ACK: {exc}"))
-
-    def on_request(self, request: Request, tx: ServerTransaction) -> None:
-        """An in-dialog request (the server has already matched our tags)."""
-        if request.cseq.sequence < self.dialog.remote_cseq:
-            tx.respond(
-                make_response(request, 500, "CSeq Out of Order", to_tag=self.dialog.local_tag)
-            )
+            ident = event_id(request)
+        except ValueError:
+            tx.respond(make_response(request, 489, "Bad Event", to_tag=self.dialog.local_tag))
             return
-        self.dialog.remote_cseq = request.cseq.sequence
-        handler = {
-            "BYE": self._on_bye,
-            "INVITE": self._on_reinvite,
-            "INFO": self._on_info,
-        }.get(request.method, self._on_other)
-        handler(request, tx)
-
-    def _on_bye(self, request: Request, tx: ServerTransaction) -> None:
-        tx.respond(make_response(request, 200, to_tag=self.dialog.local_tag))
-        if self.state is CallState.RINGING:
-            self._respond(487)
-        self.log.event("sip_bye_received")
-        self._end("caller hung up")
-
-    def _on_reinvite(self, request: Request, tx: ServerTransaction) -> None:
-        if self.state is not CallState.CONFIRMED or self._retransmitters:
-            headers = [("Retry-After", str(secrets.randbelow(10) + 1))]
-            tx.respond(make_response(request, 500, to_tag=self.dialog.local_tag, headers=headers))
+        progress = self._refer_for(ident)
+        if progress is None:
+            tx.respond(make_response(request, 481, to_tag=self.dialog.local_tag))
             return
-        self.dialog.refresh_target(request)
-        self._origin.version += 1
-        try:
-            self._renegotiate(request)
-        except _Reject as exc:
-            self._origin.version -= 1
-            warning = [("Warning", f'399 voicebot "{exc.warning}"')]
-            tx.respond(
-                make_response(request, exc.code, to_tag=self.dialog.local_tag, headers=warning)
-            )
-            return
-        self._send_ok(request, tx)
-
-    def _renegotiate(self, request: Request) -> None:
-        host = self._ua.advertised_host(self.dialog.peer[0])
-        if not request.body:
-            self._local_sdp = make_offer(host, self.media.port, self._origin, self._ua.codecs)
-            self._offer_pending = True
-            return
-        try:
-            plan, answer = negotiate(
-                _parse_sdp(request.body), host, self.media.port, self._origin, self._ua.codecs
-            )
-        except NegotiationError as exc:
-            raise _Reject(488, str(exc)) from exc
-        self._local_sdp = answer
-        self._apply_plan(plan)
-
-    def _on_info(self, request: Request, tx: ServerTransaction) -> None:
-        """SIP INFO DTMF (application/dtmf-relay), which some PBXes send instead of RFC 4733."""
-        kind = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if kind not in DTMF_CONTENT_TYPES:
-            headers = [("Accept", ", ".join(DTMF_CONTENT_TYPES))]
-            tx.respond(make_response(request, 415, to_tag=self.dialog.local_tag, headers=headers))
-            return
-        tx.respond(make_response(request, 200, to_tag=self.dialog.local_tag))
-        digit = _info_digit(request.body.decode("utf-8", "replace"))
-        if digit:
-            self._on_dtmf(digit)
-
-    def _on_other(self, request: Request, tx: ServerTransaction) -> None:
-        if request.method == "OPTIONS":
-            tx.respond(
-                make_response(
-                    request,
-                    200,
-                    to_tag=self.dialog.local_tag,
-                    headers=self._ua.capability_headers(),
-                )
-            )
-        else:
-            headers = [("Allow", ", ".join(ALLOWED_METHODS))]
-            tx.respond(make_response(request, 405, to_tag=self.dialog.local_tag, headers=headers))
-
-    def _no_ack(self, cseq: int) -> None:
-        self._retransmitters.pop(cseq, None)
-        self.log.event("sip_no_ack", cseq=cseq)
-        if self.state is CallState.ANSWERED:
-            self.state = CallState.CONFIRMED  # §13.3.1.4: confirmed, then ended by BYE
-        self._spawn(self.hangup("no ACK for 200 OK"))
-
-    # ------------------------------------------------------------- hang-up
-
-    async def _hang_up(self, reason: str) -> None:
-        if self.state is CallState.RINGING:
-            self.reject(480, reason)
-            return
-        if self.state is CallState.ANSWERED:  # §15: no BYE before the ACK (or its timeout)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._confirmed.wait(), self._ua.timers.timeout)
-        if self.ended:
-            return
-        self._end(reason)
-        await self._send_bye()
-
-    async def _send_bye(self) -> None:
-        request = self.dialog.request(
-            "BYE", self._ua.via_address(self.dialog.peer[0]), user_agent=self._ua.config.user_agent
-        )
-        destination = await self.dialog.destination()
-        tx = self._ua.send_request(request, destination)
-        self.log.event("sip_bye_sent", to=f"{destination[0]}:{destination[1]}")
-        try:
-            response: Response = await asyncio.wait_for(
-                asyncio.shield(tx.result), self._ua.config.hangup_wait_s
-            )
-            self.log.event("sip_bye_answered", code=response.code)
-        except (TimeoutError, TransactionTimeout):
-            self.log.event("sip_bye_unanswered")
-
-    def _end(self, reason: str) -> None:
-        if self.ended:
-            return
-        self.state = CallState.ENDED
-        self.hangup_reason = reason
-        for retransmitter in self._retransmitters.values():
-            retransmitter.acked()
-        self._retransmitters.clear()
-        self.media.stop()
-        self._frames.put(HangupFrame(reason))
-        self._confirmed.set()
-        self._log_end(reason)
-        self._ua.forget(self)
-
-    def _log_end(self, reason: str) -> None:
-        stats, jitter = self.media.stats, self.media.jitter.stats
+        code = progress.on_notify(request)
+        tx.respond(make_response(request, code, to_tag=self.dialog.local_tag))
+        status = progress.statuses[-1] if progress.statuses and code == 200 else None
         self.log.event(
-            "call_ended",
-            reason=reason,
-            duration_s=round(asyncio.get_running_loop().time() - self._started, 2),
-            rtp_sent=stats.sent,
-            rtp_received=stats.received,
-            rtp_late=jitter.late,
-            concealed_frames=jitter.concealed,
-            dtmf=stats.dtmf,
-            max_clock_lag_ms=round(stats.max_lag_ms, 2),
+            "sip_notify",
+            sipfrag=status and status[0],
+            subscription=(request.headers.get("Subscription-State") or "").split(";")[0] or None,
         )
+
+    def _refer_for(self, ident: str | None) -> ReferProgress | None:
+        if ident is not None and ident.isdigit() and int(ident) in self._refers:
+            return self._refers[int(ident)]
+        return self._refers[max(self._refers)] if self._refers else None
+
+    def _ended_hook(self, reason: str) -> None:
+        self._frames.put(HangupFrame(reason))
+
+    # ------------------------------------------------------------- transfer
+
+    async def transfer(
+        self, target_uri: str, call_ref: str, *, mode: str | None = None
+    ) -> TransferOutcome:
+        """Hand the caller to ``target_uri``; the agent's INVITE carries
+        ``X-Voicebot-Call: call_ref`` so the desk can match it.
+
+        ``mode`` "refer" (the default from SipConfig.transfer_mode) tries a
+        blind REFER first and bridges when the caller's side refuses or fails
+        it; "bridge" always bridges.  Cancelling this coroutine (ring timeout,
+        desk decline, caller gone) CANCELs a bridged INVITE; a REFERred call
+        cannot be withdrawn — the caller's phone is already dialling.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        mode = mode or self._ua.config.transfer_mode
+        outcome = self._cannot_transfer(target_uri, mode)
+        if outcome is not None:
+            return outcome
+        target = TargetUri.parse(target_uri).with_header(CALL_HEADER, call_ref)
+        self._transferring = True
+        try:
+            outcome = await self._transfer(target, mode)
+        finally:
+            self._transferring = False
+        outcome.elapsed_s = loop.time() - started
+        self.log.event("sip_transfer_result", **_log_fields(outcome))
+        return outcome
+
+    def _cannot_transfer(self, target_uri: str, mode: str) -> TransferOutcome | None:
+        reason = ""
+        if mode not in TRANSFER_MODES:
+            reason = f"unknown transfer mode {mode!r}"
+        elif self.state is not CallState.CONFIRMED:
+            reason = f"call is {self.state.value}"
+        elif self._transferring or self.bridged:
+            reason = "a transfer is already in progress"
+        else:
+            try:
+                TargetUri.parse(target_uri)
+            except TransferTargetError as exc:
+                reason = str(exc)
+        return TransferOutcome("failed", "none", reason=reason) if reason else None
+
+    async def _transfer(self, target: TargetUri, mode: str) -> TransferOutcome:
+        from voicebot.telephony.sip.bridge import bridge_to
+
+        refer: TransferOutcome | None = None
+        if mode == "refer" and self._refer_abandoned:
+            # The caller's phone may still be ringing an earlier agent we can no
+            # longer stop; a second REFER would have it dial two people at once.
+            self.log.event("sip_refer_skipped", reason="an earlier REFER is still out")
+        elif mode == "refer":
+            refer = await self._refer(target)
+            if refer.result != "failed" or self.ended:
+                return refer
+            self.log.event("sip_transfer_fallback", reason=refer.reason)
+        outcome = await bridge_to(self, target)
+        if refer is not None:
+            outcome.refer_code = refer.refer_code
+            outcome.steps[:0] = refer.steps
+        return outcome
+
+    async def _refer(self, target: TargetUri) -> TransferOutcome:
+        """Send REFER and follow its NOTIFYs.  "failed" means: try bridging."""
+        outcome = TransferOutcome("failed", "refer")
+        request = self._refer_request(target)
+        progress = ReferProgress(request.cseq.sequence)
+        self._refers[progress.cseq] = progress
+        tx = self._ua.send_request(request, await self.dialog.destination())
+        self.log.event("sip_refer_sent", target=str(target.uri))
+        outcome.steps.append("REFER")
+        try:
+            response = await self.unless_ended(asyncio.shield(tx.result))
+            if response is None:
+                outcome.reason = "caller hung up"
+                return outcome
+            return await self._refer_answered(response, progress, outcome)
+        except TransactionTimeout:
+            outcome.reason = "REFER unanswered"
+            return outcome
+        except asyncio.CancelledError:
+            self._abandon_refer(progress)
+            raise
+
+    def _abandon_refer(self, progress: ReferProgress) -> None:
+        """The ring was cancelled mid-REFER.  The caller's phone owns that
+        INVITE now — there is no way to CANCEL it from here — so say so."""
+        if progress.final is None:
+            self._refer_abandoned = True
+            last = progress.provisional
+            self.log.event("sip_refer_abandoned", last_sipfrag=last and last[0])
+
+    def _refer_request(self, target: TargetUri) -> Request:
+        host_port = self._ua.via_address(self.dialog.peer[0])
+        contact = self._ua.contact(self.dialog.peer[0])
+        return self.dialog.request(
+            "REFER",
+            host_port,
+            headers=[
+                ("Refer-To", f"<{target}>"),
+                ("Referred-By", contact),
+                ("Contact", contact),
+                ("Allow", ", ".join(ALLOWED_METHODS)),
+            ],
+            user_agent=self._ua.config.user_agent,
+        )
+
+    async def _refer_answered(
+        self, response: Response, progress: ReferProgress, outcome: TransferOutcome
+    ) -> TransferOutcome:
+        outcome.refer_code = response.code
+        outcome.steps.append(f"REFER {response.code}")
+        if not 200 <= response.code < 300:
+            outcome.code = response.code
+            outcome.reason = f"REFER refused: {response.code} {response.phrase}".strip()
+            return outcome
+        await self._follow_notifies(progress, outcome)
+        if outcome.result == "answered":
+            self.transferred = True
+        return outcome
+
+    async def _follow_notifies(self, progress: ReferProgress, outcome: TransferOutcome) -> None:
+        seen = 0
+        first_deadline = self._ua.timers.timeout  # §2.4.4: NOTIFY comes at once
+        while not progress.done:
+            wait = None if progress.first_notify_at is not None else first_deadline
+            try:
+                await self.unless_ended(asyncio.wait_for(progress.changed(), wait))
+            except TimeoutError:
+                outcome.reason = "no NOTIFY after REFER was accepted"
+                return
+            seen = _note_statuses(progress, seen, outcome)
+            if self.ended and not progress.done:
+                outcome.reason = "caller hung up during the transfer"
+                return
+        self._settle(progress, outcome)
+
+    def _settle(self, progress: ReferProgress, outcome: TransferOutcome) -> None:
+        if progress.final is None:
+            outcome.reason = "refer subscription ended without a final status"
+            return
+        code, phrase = progress.final
+        outcome.code = code
+        outcome.reason = f"sipfrag {code} {phrase}".strip()
+        if 200 <= code < 300:
+            outcome.result = "answered"
+        elif code in (486, 600, 603):
+            outcome.result = "declined"
 
     # --------------------------------------------------------- media events
 
     def _on_audio(self, pcm: np.ndarray) -> None:
-        if self.state is CallState.CONFIRMED:
+        if self.bridge is not None:
+            self.bridge.relay(self, pcm)
+        elif self.state is CallState.CONFIRMED:
             self._frames.put(AudioFrame(pcm))
 
     def _on_dtmf(self, digit: str) -> None:
-        if self.state is CallState.CONFIRMED:
+        if self.state is CallState.CONFIRMED and self.bridge is None:
             self.log.event("dtmf")  # never the digit: it may be part of a PIN
             self._frames.put(DtmfFrame(digit))
 
-    def _on_media_timeout(self) -> None:
-        self.log.event("rtp_timeout", after_s=self._ua.config.rtp_timeout_s)
-        self._spawn(self.hangup("media timeout"))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+def _note_statuses(progress: ReferProgress, seen: int, outcome: TransferOutcome) -> int:
+    for code, _ in progress.statuses[seen:]:
+        outcome.steps.append(f"NOTIFY {code}")
+    return len(progress.statuses)
 
 
-def _parse_sdp(body: bytes) -> SessionDescription:
-    try:
-        return SessionDescription.parse(body)
-    except SdpError as exc:
-        raise _Reject(488, f"bad SDP: {exc}") from exc
-
-
-def _info_digit(body: str) -> str | None:
-    """'Signal=5' (dtmf-relay) or a bare '5' (application/dtmf)."""
-    for line in body.splitlines():
-        key, sep, value = line.partition("=")
-        text = value if sep and key.strip().lower() == "signal" else (key if not sep else "")
-        text = text.strip().upper()
-        if len(text) == 1 and text in "0123456789*#ABCD":
-            return text
-    return None
+def _log_fields(outcome: TransferOutcome) -> dict[str, object]:
+    return {
+        "result": outcome.result,
+        "method": outcome.method,
+        "code": outcome.code,
+        "refer_code": outcome.refer_code,
+        "reason": outcome.reason or None,
+        "elapsed_s": round(outcome.elapsed_s, 3),
+    }

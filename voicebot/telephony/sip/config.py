@@ -44,6 +44,13 @@ class SipConfig:
     t4_s: float = 5.0
     hangup_wait_s: float = 2.0  # how long hangup() waits for the BYE's 200
     user_agent: str = "voicebot"
+    # Live-agent transfer: "refer" = blind REFER, bridging when the caller's
+    # side refuses or fails it; "bridge" = always call the agent ourselves and
+    # relay audio (keeps the queue in control: a REFERred ring cannot be
+    # withdrawn on ring timeout, a bridged INVITE is CANCELled).
+    transfer_mode: str = "refer"
+    # Most audio a bridge may hold between the two legs' clocks.
+    bridge_max_delay_ms: int = 120
 
     def validate(self) -> None:
         """Raise ValueError on settings that could never work."""
@@ -56,6 +63,12 @@ class SipConfig:
         unknown = {c.upper() for c in self.codecs} - {"PCMU", "PCMA"}
         if unknown or not self.codecs:
             raise ValueError(f"sip.codecs must be PCMU and/or PCMA, got {self.codecs}")
+        if self.transfer_mode not in ("refer", "bridge"):
+            raise ValueError(
+                f"sip.transfer_mode must be refer or bridge, got {self.transfer_mode!r}"
+            )
+        if self.bridge_max_delay_ms < 20:
+            raise ValueError("sip.bridge_max_delay_ms must be at least one 20 ms frame")
         PeerAllowlist(self.allowed_peers)  # raises on a bad entry
 
 

@@ -1,4 +1,9 @@
-"""Dialog state (RFC 3261 §12) from the UAS side, and in-dialog requests we send."""
+"""Dialog state (RFC 3261 §12), from either side, and in-dialog requests we send.
+
+A caller's INVITE makes us the UAS (:meth:`Dialog.from_invite`); the INVITE
+we send to an agent when bridging a transfer makes us the UAC
+(:meth:`Dialog.from_response`).  After that both behave the same.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sipmessage import URI, Address, Request
+from sipmessage import URI, Address, Request, Response
 
 from voicebot.telephony.sip.message import DEFAULT_PORT, header_tag, new_branch, with_tag
 
@@ -47,6 +52,23 @@ class Dialog:
             peer=peer,
         )
 
+    @classmethod
+    def from_response(cls, invite: Request, response: Response, peer: Addr) -> Dialog:
+        """§12.1.2: the UAC's dialog from the 2xx to our INVITE."""
+        contact = response.contact
+        return cls(
+            call_id=invite.call_id,
+            local_tag=header_tag(invite.headers["From"]),
+            remote_tag=header_tag(response.headers["To"]),
+            local_address=invite.headers["From"],
+            remote_address=response.headers["To"],
+            remote_target=str(contact[0].uri) if contact else str(invite.uri),
+            route_set=[str(a) for a in reversed(response.record_route)],
+            remote_cseq=0,
+            peer=peer,
+            local_cseq=invite.cseq.sequence,
+        )
+
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.call_id, self.local_tag, self.remote_tag)
@@ -69,6 +91,26 @@ class Dialog:
     ) -> Request:
         """A new in-dialog request with the next local CSeq (§12.2.1.1)."""
         self.local_cseq += 1
+        return self._build(
+            method, self.local_cseq, via, body, content_type, headers, user_agent=user_agent
+        )
+
+    def ack(
+        self, cseq: int, via: Addr, *, body: bytes = b"", content_type: str | None = None
+    ) -> Request:
+        """§13.2.2.4: the ACK for a 2xx — the INVITE's CSeq number, a new branch."""
+        return self._build("ACK", cseq, via, body, content_type, ())
+
+    def _build(
+        self,
+        method: str,
+        cseq: int,
+        via: Addr,
+        body: bytes,
+        content_type: str | None,
+        headers: Iterable[tuple[str, str]],
+        user_agent: str | None = None,
+    ) -> Request:
         request = Request(method, URI.parse(self.remote_target))
         request.headers.add(
             "Via", f"SIP/2.0/UDP {_host(via[0])}:{via[1]};branch={new_branch()};rport"
@@ -77,10 +119,11 @@ class Dialog:
         request.headers.add("From", self.local_address)
         request.headers.add("To", self.remote_address)
         request.headers.add("Call-ID", self.call_id)
-        request.headers.add("CSeq", f"{self.local_cseq} {method}")
+        request.headers.add("CSeq", f"{cseq} {method}")
         for route in self.route_set:
             request.headers.add("Route", route)
-        request.headers.add("User-Agent", user_agent)
+        if user_agent:
+            request.headers.add("User-Agent", user_agent)
         for name, value in headers:
             request.headers.add(name, value)
         if content_type and body:

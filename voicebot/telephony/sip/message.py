@@ -26,12 +26,12 @@ MAGIC_COOKIE = "z9hG4bK"
 DEFAULT_PORT = 5060
 
 # Methods we implement, and methods we know but do not serve here (405 + Allow).
-ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO")
+# NOTIFY: in-dialog only, the progress of a REFER we sent (out of dialog: 481).
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "NOTIFY")
 KNOWN_METHODS = (
     *ALLOWED_METHODS,
     "REGISTER",
     "SUBSCRIBE",
-    "NOTIFY",
     "PUBLISH",
     "MESSAGE",
     "REFER",
@@ -44,21 +44,26 @@ REASONS = {
     100: "Trying",
     180: "Ringing",
     200: "OK",
+    202: "Accepted",
     400: "Bad Request",
     403: "Forbidden",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     415: "Unsupported Media Type",
     420: "Bad Extension",
+    480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist",
     482: "Loop Detected",
     483: "Too Many Hops",
     486: "Busy Here",
     487: "Request Terminated",
     488: "Not Acceptable Here",
+    489: "Bad Event",
     491: "Request Pending",
     500: "Server Internal Error",
     501: "Not Implemented",
     503: "Service Unavailable",
+    603: "Decline",
 }
 
 Addr = tuple[str, int]

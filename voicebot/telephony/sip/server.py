@@ -34,6 +34,7 @@ from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.rtp.session import PortAllocator
 from voicebot.telephony.sip.call import CallState, SipCall
 from voicebot.telephony.sip.config import PeerAllowlist, SipConfig
+from voicebot.telephony.sip.leg import CallLeg
 from voicebot.telephony.sip.message import (
     ALLOWED_METHODS,
     KNOWN_METHODS,
@@ -49,6 +50,7 @@ from voicebot.telephony.sip.message import (
     transaction_branch,
 )
 from voicebot.telephony.sip.transaction import (
+    InviteClientTransaction,
     InviteServerTransaction,
     NonInviteClientTransaction,
     NonInviteServerTransaction,
@@ -60,6 +62,7 @@ log = logging.getLogger("voicebot.telephony.sip")
 
 CallHandler = Callable[[CallChannel], Awaitable[None]]
 Addr = tuple[str, int]
+ClientTransaction = NonInviteClientTransaction | InviteClientTransaction
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # we honour no Require'd extension
 HANDLER_CANCEL_WAIT_S = 2.0
 
@@ -98,9 +101,9 @@ class SipServer:
         self._port = config.listen_port
         self._accepting = True
         self._server_txs: dict[tuple[Any, ...], ServerTransaction] = {}
-        self._client_txs: dict[tuple[str, str], NonInviteClientTransaction] = {}
-        self._dialogs: dict[tuple[str, str, str], SipCall] = {}
-        self._calls: set[SipCall] = set()
+        self._client_txs: dict[tuple[str, str], ClientTransaction] = {}
+        self._dialogs: dict[tuple[str, str, str], CallLeg] = {}
+        self._calls: set[CallLeg] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -122,7 +125,12 @@ class SipServer:
 
     @property
     def calls(self) -> list[SipCall]:
-        """Calls not yet ended (ringing, answered or in progress)."""
+        """Callers' calls not yet ended (ringing, answered, in progress or bridged)."""
+        return [c for c in self._calls if isinstance(c, SipCall) and not c.ended]
+
+    @property
+    def legs(self) -> list[CallLeg]:
+        """Every live leg, agent legs of bridged transfers included."""
         return [c for c in self._calls if not c.ended]
 
     def stop_accepting(self) -> None:
@@ -209,7 +217,7 @@ class SipServer:
 
     def _on_request(self, request: Request, addr: Addr) -> None:
         stamp_via(request, addr)
-        if not self._allowlist.allows(addr[0]):
+        if not self._allowed(request, addr[0]):
             self._forbid(request, addr)
             return
         if request.method == "ACK":
@@ -228,6 +236,14 @@ class SipServer:
         )
         self._server_txs[key] = tx
         self._dispatch(request, tx, addr)
+
+    def _allowed(self, request: Request, host: str) -> bool:
+        """The allowlist — or a peer we called ourselves, inside that dialog
+        (an agent's phone must be able to BYE the bridged leg we placed)."""
+        if self._allowlist.allows(host):
+            return True
+        leg = self._dialogs.get(_dialog_key(request))
+        return leg is not None and not isinstance(leg, SipCall) and leg.dialog.peer[0] == host
 
     def _forbid(self, request: Request, addr: Addr) -> None:
         """403, statelessly (§8.2.7): strangers get no transaction state to fill."""
@@ -344,13 +360,33 @@ class SipServer:
             tx.on_response(response)
 
     def send_request(self, request: Request, destination: Addr) -> NonInviteClientTransaction:
-        """Send a non-INVITE request (BYE, later REFER/NOTIFY) reliably."""
+        """Send a non-INVITE request (BYE, REFER, CANCEL) reliably."""
         tx = NonInviteClientTransaction(
             request, destination, self.send, self.timers, self._forget_client_tx
         )
+        tx.result.add_done_callback(_consume)
         self._client_txs[(transaction_branch(request), request.method)] = tx
         tx.start()
         return tx
+
+    def send_invite(
+        self, request: Request, destination: Addr, on_response: Callable[[Response], None]
+    ) -> InviteClientTransaction:
+        """Send an INVITE (the agent leg of a bridge) through a client transaction."""
+        tx = InviteClientTransaction(
+            request, destination, self.send, self.timers, on_response, self._forget_client_tx
+        )
+        self._client_txs[(transaction_branch(request), "INVITE")] = tx
+        tx.start()
+        return tx
+
+    def add_leg(self, leg: CallLeg) -> None:
+        """Track a leg we placed, so shutdown hangs it up like any call."""
+        self._calls.add(leg)
+
+    def register_dialog(self, leg: CallLeg) -> None:
+        """The leg's dialog exists (2xx received): in-dialog requests now reach it."""
+        self._dialogs[leg.dialog.key] = leg
 
     # ---------------------------------------------------- helpers for calls
 
@@ -398,10 +434,9 @@ class SipServer:
         except Exception as exc:
             log.exception(format_event("handler_error", call_id=call.call_id, error=repr(exc)))
         finally:
-            if not call.ended:
-                await call.hangup()
+            await call.handler_returned()
 
-    def forget(self, call: SipCall) -> None:
+    def forget(self, call: CallLeg) -> None:
         """The call ended: it no longer matches in-dialog requests."""
         self._dialogs.pop(call.dialog.key, None)
         self._calls.discard(call)
@@ -411,13 +446,20 @@ class SipServer:
         if self._server_txs.get(key) is tx:
             del self._server_txs[key]
 
-    def _forget_client_tx(self, tx: NonInviteClientTransaction) -> None:
+    def _forget_client_tx(self, tx: ClientTransaction) -> None:
         self._client_txs.pop((transaction_branch(tx.request), tx.request.method), None)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _consume(future: asyncio.Future[Response]) -> None:
+    """Fire-and-forget requests (CANCEL, a stray fork's BYE): read the outcome
+    so an unanswered one does not log 'exception was never retrieved'."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _server_key(request: Request, method: str | None = None) -> tuple[Any, ...]:

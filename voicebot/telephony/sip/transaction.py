@@ -51,6 +51,7 @@ class Timers:
 
 
 class State(Enum):
+    CALLING = "calling"
     TRYING = "trying"
     PROCEEDING = "proceeding"
     COMPLETED = "completed"
@@ -292,3 +293,125 @@ class TwoXxRetransmitter(_Timed):
     def _give_up(self) -> None:
         self._stop_all()
         self._on_give_up()
+
+
+class InviteClientTransaction(_Timed):
+    """§17.1.1 (+ RFC 6026 *Accepted*): one INVITE we send, over UDP.
+
+    Every response that matters reaches ``on_response`` (the UA core):
+    provisionals, the first non-2xx final, and every 2xx (retransmissions
+    included, so the core re-ACKs them).  Timer B ends in a synthetic 408.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        destination: Addr,
+        send: Send,
+        timers: Timers,
+        on_response: Callable[[Response], None],
+        on_terminated: Callable[[InviteClientTransaction], None] = lambda tx: None,
+    ) -> None:
+        super().__init__()
+        self.request = request
+        self.destination = destination
+        self.state = State.CALLING
+        self._send = send
+        self._timers = timers
+        self._deliver = on_response
+        self._on_terminated = on_terminated
+        self._wire = bytes(request)
+        self._ack: bytes = b""
+        self._interval = timers.t1
+
+    def start(self) -> None:
+        self._send(self._wire, self.destination)
+        self._start("A", self._interval, self._timer_a)
+        self._start("B", self._timers.timeout, self._timer_b)
+
+    def on_response(self, response: Response) -> None:
+        if self.state is State.TERMINATED:
+            return
+        if response.code < 200:
+            self._provisional(response)
+        elif response.code < 300:
+            self._accepted(response)
+        else:
+            self._rejected(response)
+
+    def _provisional(self, response: Response) -> None:
+        if self.state in (State.CALLING, State.PROCEEDING):
+            self.state = State.PROCEEDING
+            self._stop("A")
+            self._stop("B")  # §17.1.1.2: only the TU (CANCEL) ends a ringing INVITE
+            self._deliver(response)
+
+    def _accepted(self, response: Response) -> None:
+        if self.state in (State.CALLING, State.PROCEEDING):
+            self.state = State.ACCEPTED
+            self._stop("A")
+            self._stop("B")
+            self._start("M", self._timers.timeout, self._terminate)
+        if self.state is State.ACCEPTED:
+            self._deliver(response)
+
+    def _rejected(self, response: Response) -> None:
+        if self.state is State.COMPLETED:
+            self._send(self._ack, self.destination)  # the final again: our ACK was lost
+            return
+        if self.state not in (State.CALLING, State.PROCEEDING):
+            return
+        self.state = State.COMPLETED
+        self._stop("A")
+        self._stop("B")
+        self._ack = bytes(ack_for_failure(self.request, response))
+        self._send(self._ack, self.destination)
+        self._start("D", self._timers.timeout, self._terminate)
+        self._deliver(response)
+
+    def _timer_a(self) -> None:
+        if self.state is not State.CALLING:
+            return
+        self._send(self._wire, self.destination)
+        self._interval *= 2  # §17.1.1.2: Timer A doubles without the T2 cap
+        self._start("A", self._interval, self._timer_a)
+
+    def _timer_b(self) -> None:
+        if self.state is State.CALLING:
+            log.info(format_event("sip_invite_timeout", sip_call_id=self.request.call_id))
+            self._deliver(_timeout_response(self.request))
+            self._terminate()
+
+    def terminate(self) -> None:
+        """The UA core is done with it (the call ended): stop every timer."""
+        self._terminate()
+
+    def _terminate(self) -> None:
+        if self.state is not State.TERMINATED:
+            self.state = State.TERMINATED
+            self._stop_all()
+            self._on_terminated(self)
+
+
+def ack_for_failure(invite: Request, response: Response) -> Request:
+    """§17.1.1.3: the ACK a client transaction sends for a 300–699 final."""
+    ack = Request("ACK", invite.uri)
+    ack.headers.add("Via", invite.headers.getlist("Via")[0])
+    ack.headers.add("Max-Forwards", "70")
+    ack.headers.add("From", invite.headers["From"])
+    ack.headers.add("To", response.headers["To"])
+    ack.headers.add("Call-ID", invite.call_id)
+    ack.headers.add("CSeq", f"{invite.cseq.sequence} ACK")
+    for route in invite.headers.getlist("Route"):
+        ack.headers.add("Route", route)
+    ack.headers.add("Content-Length", "0")
+    return ack
+
+
+def _timeout_response(invite: Request) -> Response:
+    """What Timer B means to the UA core: a 408 nobody sent (§8.1.3.1)."""
+    response = Response(408, "Request Timeout")
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        response.headers.set(name, invite.headers[name])
+    response.headers.set("Content-Length", "0")
+    return response

@@ -1,0 +1,133 @@
+"""Real pyttsx3 + espeak-ng synthesis: format, cache, pitfalls, and a round trip through STT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voicebot.audio.g711 import ulaw_decode, ulaw_encode
+from voicebot.config import TtsConfig
+from voicebot.frames import SAMPLE_RATE, silence
+from voicebot.speech import tts
+from voicebot.speech.stt import Transcriber
+from voicebot.speech.tts import Synthesizer, TtsError, split_sentences
+
+
+async def test_returns_telephone_audio_of_plausible_length(synthesizer: Synthesizer) -> None:
+    text = "Your balance is one hundred and twenty dollars."
+    pcm = await synthesizer.synthesize(text)
+    assert pcm.dtype == np.int16 and pcm.ndim == 1
+    seconds = len(pcm) / SAMPLE_RATE
+    words = len(text.split())
+    expected = words / synthesizer.config.rate_wpm * 60  # 8 words at 150 wpm ≈ 3.2 s
+    assert 0.5 * expected < seconds < 2.0 * expected
+    assert np.abs(pcm.astype(np.int32)).max() > 3000
+
+
+async def test_cache_hit_returns_the_same_array_without_the_engine(
+    synthesizer: Synthesizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await synthesizer.synthesize("Is there anything else I can help with?")
+
+    def engine_must_not_run(*_args: object) -> np.ndarray:
+        raise AssertionError("cache miss: espeak-ng was called again")
+
+    monkeypatch.setattr(synthesizer._worker, "synthesize", engine_must_not_run)
+    again = await synthesizer.synthesize("Is there anything else  I can help with?")
+    assert again is first
+    assert not again.flags.writeable  # shared audio cannot be modified by a caller
+
+
+async def test_blank_text_gives_empty_audio_without_the_engine(synthesizer: Synthesizer) -> None:
+    calls = synthesizer.engine_calls
+    for text in ("", "   ", "\n\t", "...", "?!"):
+        pcm = await synthesizer.synthesize(text)
+        assert pcm.dtype == np.int16 and len(pcm) == 0
+        assert [chunk async for chunk in synthesizer.synthesize_sentences(text)] == []
+    assert synthesizer.engine_calls == calls
+
+
+async def test_back_to_back_texts_give_fresh_audio() -> None:
+    uncached = Synthesizer(TtsConfig(voice="en-us", cache_size=0))
+    first = await uncached.synthesize("Goodbye.")
+    second = await uncached.synthesize("Your card has been blocked and a new one is on its way.")
+    third = await uncached.synthesize("Goodbye.")
+    assert len(second) > 2 * len(first)
+    assert abs(len(third) - len(first)) < 0.05 * SAMPLE_RATE
+    assert uncached.engine_calls == 3
+
+
+async def test_sentences_stream_in_order(synthesizer: Synthesizer) -> None:
+    text = "Thanks for calling. Your card is now blocked. Is there anything else?"
+    chunks = [chunk async for chunk in synthesizer.synthesize_sentences(text)]
+    assert len(chunks) == 3
+    singles = [await synthesizer.synthesize(s) for s in split_sentences(text)]
+    assert all(c is s for c, s in zip(chunks, singles, strict=True))  # shared sentence cache
+
+
+async def test_leaving_the_stream_early_is_clean(synthesizer: Synthesizer) -> None:
+    stream = synthesizer.synthesize_sentences("One sentence. Two sentences. Three sentences here.")
+    async for first in stream:
+        assert len(first) > 0
+        break
+    await stream.aclose()
+    assert len(await synthesizer.synthesize("Still working after a barge-in.")) > 0
+
+
+async def test_preload_fills_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    synth = Synthesizer(TtsConfig())
+    prompts = ["Hello, you're speaking with the automated assistant. How can I help?", "Sorry."]
+    await synth.preload(prompts)
+    calls = synth.engine_calls
+    for text in prompts:
+        await synth.synthesize(text)
+        _ = [chunk async for chunk in synth.synthesize_sentences(text)]
+    assert synth.engine_calls == calls
+
+
+def test_unknown_voice_is_a_clear_error() -> None:
+    with pytest.raises(TtsError, match=r"unknown TTS voice 'no-such-voice'.*gmw/en-us"):
+        Synthesizer(TtsConfig(voice="no-such-voice"))
+
+
+def test_voice_matches_id_name_or_language() -> None:
+    for wanted in ("gmw/en-US", "English (America)", "en-us"):
+        assert Synthesizer(TtsConfig(voice=wanted)).voice_id == "gmw/en-us"
+    assert Synthesizer(TtsConfig()).voice_id == "gmw/en"  # espeak-ng's default, set explicitly
+
+
+async def test_engine_does_not_print(
+    synthesizer: Synthesizer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    await synthesizer.synthesize("Nothing should appear on standard output.")
+    assert "Audio saved" not in capfd.readouterr().out
+
+
+def test_missing_espeak_library_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tts, "ESPEAK_LIBRARY", "libespeak-ng-not-here.so.9")
+    worker = tts._EspeakWorker()
+    try:
+        with pytest.raises(TtsError, match="apt-get install espeak-ng libespeak-ng1"):
+            worker.submit(worker.engine).result()
+    finally:
+        worker._pool.shutdown()
+
+
+def test_sentence_splitting() -> None:
+    assert split_sentences("Hello. How are you? Fine!") == ["Hello.", "How are you?", "Fine!"]
+    assert split_sentences("Call Dr. Smith at 5 p.m. today.") == ["Call Dr. Smith at 5 p.m. today."]
+    assert split_sentences("  Your PIN   was 4321.  Thanks. ") == ["Your PIN was 4321.", "Thanks."]
+    assert split_sentences("") == []
+
+
+@pytest.mark.slow
+async def test_round_trip_tts_to_stt(synthesizer: Synthesizer, transcriber: Transcriber) -> None:
+    """What the bot says is intelligible on a G.711 line to the same recogniser."""
+    for text, key_words in (
+        ("I lost my credit card.", ("lost", "credit card")),
+        ("What are your opening hours?", ("opening hours",)),
+    ):
+        pcm = await synthesizer.synthesize(text)
+        line = np.concatenate([silence(0.3), ulaw_decode(ulaw_encode(pcm)), silence(0.3)])
+        heard = (await transcriber.transcribe(line)).text.lower()
+        assert all(word in heard for word in key_words), heard
