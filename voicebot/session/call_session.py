@@ -292,7 +292,8 @@ class CallSession:
         if self._expects_pin or any(h in text.lower() for h in _PIN_HINTS):
             text = normalize_digits(text)
         timings = {"endpoint_wait_s": utterance.endpoint_wait_s, "stt_s": stt_s}
-        await self._converse(text, "speech", timings, audio=dict(utterance.stats))
+        audio = {k: round(v, 3) for k, v in utterance.stats.items()}
+        await self._converse(text, "speech", timings, audio=audio)
 
     async def _on_digit(self, digit: str) -> None:
         if digit == "0" and not self._digits and not self._expects_pin:
