@@ -18,7 +18,6 @@ import platform
 import re
 import statistics
 import time
-from pathlib import Path
 
 import jiwer
 import yaml

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.handoff.config import HandoffConfig
+from voicebot.telephony.media_stream.webhook import MediaStreamTransferConfig
 from voicebot.telephony.sip.config import SipConfig
 from voicebot.transfer.config import TransferConfig
 
@@ -75,7 +76,10 @@ class EndpointingConfig:
     # Silero scores telephone-band speech low: "Agent." peaks at 0.40 on our fixtures,
     # while line noise, a cough and silence stay under 0.07 (measured on audio_fixtures).
     speech_threshold: float = 0.3
-    min_speech_s: float = 0.25  # shorter blips (a cough) are not a turn
+    # Shorter blips are not a turn.  A curt "Yes." scores only ~0.2 s voiced after
+    # earlier speech; noise and a cough score none (Silero under 0.07), and a blip
+    # that does pass costs one empty transcript, never an interruption.
+    min_speech_s: float = 0.15
     end_silence_s: float = 0.6
     max_utterance_s: float = 20.0
     pre_roll_s: float = 0.35  # onsets ("four…") score low: keep audio before detection
@@ -137,6 +141,9 @@ class Config:
     handoff: HandoffConfig = field(default_factory=HandoffConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    media_stream_transfer: MediaStreamTransferConfig = field(
+        default_factory=MediaStreamTransferConfig
+    )
 
     def validate(self) -> None:
         """Refuse configurations that would break a promise to callers."""
@@ -145,7 +152,7 @@ class Config:
                 "session.disclosure must not be empty: every call starts by telling the "
                 "caller they are talking to an automated assistant"
             )
-        for section in (self.transfer, self.handoff, self.sip):
+        for section in (self.transfer, self.handoff, self.sip, self.media_stream_transfer):
             try:
                 section.validate()
             except ValueError as exc:

@@ -23,6 +23,7 @@ from voicebot.session.services import Services
 from voicebot.telephony.channel import CallChannel
 
 if TYPE_CHECKING:
+    from voicebot.handoff import Dialer
     from voicebot.telephony.media_stream import MediaStreamEndpoint
 
 log = logging.getLogger("voicebot.server")
@@ -101,6 +102,8 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
     from voicebot.telephony.sip import SipServer
 
     server = VoicebotServer(services)
+    if services.queue is not None:
+        services.queue.dialer = channel_dialer(server, services, config)
     media = MediaStreamEndpoint(server.on_call)
     sip = SipServer(config.sip, server.on_call)
     await sip.start()
@@ -121,6 +124,26 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
         await sip.close(grace_s=2.0)
         await media.close_all()
         await runner.cleanup()
+
+
+def channel_dialer(server: VoicebotServer, services: Services, config: Config) -> Dialer:
+    """Rings agents by moving the caller's own call: SIP REFER/bridge, the carrier
+    webhook for media streams, the agent desk for everything else."""
+    from voicebot.handoff import DeskDialer
+    from voicebot.telephony.media_stream.webhook import TransferWebhook
+    from voicebot.telephony.transfer import ChannelDialer
+
+    assert services.queue is not None
+
+    def lookup(call_id: str) -> CallChannel | None:
+        session = server.sessions.get(call_id)
+        return session.channel if session is not None else None
+
+    return ChannelDialer(
+        lookup,
+        fallback=DeskDialer(services.queue.board),
+        media_stream=TransferWebhook(config.media_stream_transfer),
+    )
 
 
 async def wait_for_stop_signal() -> None:

@@ -85,8 +85,15 @@ async def test_wrong_pin_is_refused(services: Services) -> None:
 
 @pytest.mark.parametrize(
     "intent",
-    ["request_human", "complaint", "fraud_dispute", "bereavement", "financial_hardship",
-     "legal_threat", "out_of_scope"],
+    [
+        "request_human",
+        "complaint",
+        "fraud_dispute",
+        "bereavement",
+        "financial_hardship",
+        "legal_threat",
+        "out_of_scope",
+    ],
 )
 async def test_requests_beyond_the_bot_are_recognised(services: Services, intent: str) -> None:
     record = await simulate_call(services, turns(utterance(intent)), DEMO_CALLER)

@@ -317,3 +317,14 @@ def test_every_signal_is_computed_every_turn() -> None:
         "misunderstanding", "louder_voice", "faster_speech", "complexity", "no_progress",
         "dialogue_failure",
     ]
+
+
+def test_dialogue_giving_up_is_complexity_in_its_own_category() -> None:
+    from voicebot.transfer import TransferConfig, TransferPolicy, TurnObservation
+
+    policy = TransferPolicy(TransferConfig())
+    turn = TurnObservation(index=1, at_s=5.0, caller_text="[PIN]", intent="provide_pin",
+                           confidence=0.99, dialogue_gave_up="identity_failed")
+    decision = policy.observe(turn)
+    assert decision is not None and decision.reason == "complexity"
+    assert "identity_failed" in decision.signals[0].evidence

@@ -39,7 +39,7 @@ from voicebot.telephony.channel import CallChannel
 from voicebot.transfer import TransferPolicy, TurnObservation, VerifiedFacts, summary
 
 if TYPE_CHECKING:
-    from voicebot.handoff import HandoffPackage
+    from voicebot.handoff import HandoffPackage, TransferQueue
 
 PIN_LENGTH = 4
 MAX_DIALOGUE_FAILURES = 3
@@ -112,6 +112,7 @@ class CallSession:
         self._hung_up_by_caller = False
         self._ended = False
         self.handed_off = False  # the call now belongs to an agent: don't hang up
+        self._background: set[asyncio.Task[None]] = set()
         self.policy = TransferPolicy(self.config.transfer)
         self.handover_texts = HandoverTexts()
 
@@ -400,6 +401,7 @@ class CallSession:
             bot_text=turn.bot_text,
             dialogue_failed=failed,
             made_progress=(turn.intent in PROGRESS_INTENTS) if not failed else False,
+            dialogue_gave_up=_gave_up(reply),
         )
 
     async def _transfer_if_decided(self, turn: Turn, observation: TurnObservation) -> bool:
@@ -537,7 +539,9 @@ class CallSession:
         """Say something outside a dialogue turn (prompts, apologies); keep listening."""
         self._save()
         handle = self.speaker.say(text)
-        asyncio.create_task(self._idle_after(handle))
+        task = asyncio.create_task(self._idle_after(handle))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return handle
 
     async def _idle_after(self, handle: SpeechHandle) -> None:
@@ -563,7 +567,7 @@ class CallSession:
         self._end("session closed")
         self.speaker.interrupt()
         if self.handed_off and self.services.queue is not None:
-            self.services.queue.call_ended(self.channel.call_id)
+            self._free_agent_when_done(self.services.queue)
         if not self._hung_up_by_caller and not self.handed_off:
             with contextlib.suppress(Exception):
                 await self.channel.hangup()
@@ -574,6 +578,15 @@ class CallSession:
         await self._forget_dialogue()
         self._idle.set()
         self.log.event("call_ended", outcome=self.record.outcome, turns=len(self.record.turns))
+
+    def _free_agent_when_done(self, queue: TransferQueue) -> None:
+        """A bridged call still occupies the agent after the session ends."""
+        call_id = self.channel.call_id
+        after_handoff = getattr(self.channel, "after_handoff", None)
+        if after_handoff is not None:
+            after_handoff(lambda: queue.call_ended(call_id))
+        else:
+            queue.call_ended(call_id)
 
     async def _forget_dialogue(self) -> None:
         """Drop Rasa's copy of the conversation: it holds raw text (maybe a PIN)."""
@@ -601,6 +614,11 @@ _YES = re.compile(r"^\W*(yes|yeah|yep|sure|please|ok(ay)?|correct|that'?s right)
 
 def _plain_yes(text: str) -> bool:
     return bool(_YES.match(text))
+
+
+def _gave_up(reply: DialogueReply | None) -> str | None:
+    """Rasa locked identification (three wrong PINs): only a person can help now."""
+    return "identity_failed" if reply is not None and reply.slots.get("pin_locked") else None
 
 
 def _ranked(entry: object) -> tuple[str, float]:

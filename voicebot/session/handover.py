@@ -61,12 +61,17 @@ def hold_music(seconds: float = HOLD_CHUNK_S) -> np.ndarray:
 
 
 async def _play_hold(session: CallSession) -> None:
+    """Keep one chunk queued ahead, paced by the wall clock.
+
+    Pacing here rather than on ``drained()`` because transports without a
+    clock (fixtures) drain instantly and would spin.
+    """
     output = session.channel.output
     chunk = hold_music()
+    output.write(chunk)
     while True:
         output.write(chunk)
-        await output.drained()
-        await asyncio.sleep(0)  # transports without a clock drain instantly
+        await asyncio.sleep(HOLD_CHUNK_S)
 
 
 async def hand_over(session: CallSession, texts: HandoverTexts) -> dict[str, Any]:

@@ -8,6 +8,7 @@ between turns the caller politely waits until the bot has finished answering.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -114,8 +115,11 @@ class FixtureChannel:
         turns: list[FixtureTurn],
         caller_id: str | None = None,
         call_id: str | None = None,
+        patience_s: float | None = None,
     ) -> None:
+        """``patience_s``: hang up when the bot keeps us waiting longer (on hold)."""
         self.call_id = call_id or f"sim-{uuid.uuid4().hex[:12]}"
+        self.patience_s = patience_s
         self.caller_id = caller_id
         self.output = FixtureOutput()
         self.hung_up_by_bot = False
@@ -128,12 +132,16 @@ class FixtureChannel:
 
     async def frames(self) -> AsyncIterator[InputFrame]:
         for turn in self._turns:
-            await self._until_bot_listens()
+            if not await self._until_bot_listens():
+                yield HangupFrame("caller gave up waiting")
+                return
             if self.hung_up_by_bot:
                 return
             for frame in self._turn_frames(turn):
                 yield frame
-        await self._until_bot_listens()
+        if not await self._until_bot_listens():
+            yield HangupFrame("caller gave up waiting")
+            return
         yield HangupFrame("scripted caller finished")
 
     def _turn_frames(self, turn: FixtureTurn) -> list[InputFrame]:
@@ -149,9 +157,15 @@ class FixtureChannel:
         frames += [AudioFrame(f) for f in split_frames(silence(tail))]
         return frames
 
-    async def _until_bot_listens(self) -> None:
-        if self._wait_idle is not None:
-            await self._wait_idle()
+    async def _until_bot_listens(self) -> bool:
+        """False when our patience ran out first."""
+        if self._wait_idle is None:
+            return True
+        try:
+            await asyncio.wait_for(self._wait_idle(), self.patience_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def hangup(self) -> None:
         self.hung_up_by_bot = True

@@ -45,6 +45,9 @@ class TurnObservation:
     bot_text: str = ""
     dialogue_failed: bool = False
     made_progress: bool | None = None
+    # The dialogue itself cannot go on (e.g. "identity_failed" after three wrong
+    # PINs): a complexity category in its own words, not an intent to re-judge.
+    dialogue_gave_up: str | None = None
 
     def __post_init__(self) -> None:
         # Freeze the containers too, so a stored turn cannot change under the
@@ -95,6 +98,7 @@ class TurnObservation:
             "bot_text": self.bot_text,
             "dialogue_failed": self.dialogue_failed,
             "made_progress": self.made_progress,
+            "dialogue_gave_up": self.dialogue_gave_up,
         }
 
     @classmethod

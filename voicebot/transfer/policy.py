@@ -47,6 +47,7 @@ CATEGORY_LABELS: dict[str, str] = {
     "legal_threat": "a legal matter",
     "out_of_scope": "requests the assistant does not handle",
     "multi_part": "several requests at once",
+    "identity_failed": "an identity check that failed three times",
 }
 
 _CUE_PHRASES: dict[str, str] = {

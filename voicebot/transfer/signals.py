@@ -365,6 +365,8 @@ def complexity_parts(turn: TurnObservation, cfg: TransferConfig) -> list[_Part]:
         conf = turn.confidence
         strength = 1.0 if conf is None else _clamp(conf / cfg.complexity_min_confidence)
         parts.append(_Part(category, strength, f"intent {turn.intent}{_conf(turn)}"))
+    if turn.dialogue_gave_up:
+        parts.append(_Part(turn.dialogue_gave_up, 1.0, "the dialogue cannot go on"))
     multi = multi_part(turn, cfg)
     if multi:
         parts.append(multi)

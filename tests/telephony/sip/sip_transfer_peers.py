@@ -228,16 +228,24 @@ class Capture:
         )  # fmt: skip
         assert self.proc.stderr is not None
         seen = b""
-        while b"Capturing on" not in seen:  # tshark is ready once it says so
-            line = await asyncio.wait_for(self.proc.stderr.readline(), 10)
-            assert line, f"tshark did not start: {seen!r}"
-            seen += line
+        try:
+            while b"Capturing on" not in seen:  # tshark is ready once it says so
+                line = await asyncio.wait_for(self.proc.stderr.readline(), 10)
+                assert line, f"tshark did not start: {seen!r}"
+                seen += line
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         if self.proc and self.proc.returncode is None:
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # let the last packets reach the file
             self.proc.terminate()
-            await asyncio.wait_for(self.proc.wait(), 5)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
 
     async def sip_messages(self) -> list[str]:
         """Every SIP message in the capture, as text."""

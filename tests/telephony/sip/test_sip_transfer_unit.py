@@ -426,12 +426,16 @@ async def test_refused_refer_falls_back_to_bridging_and_relays_both_ways() -> No
             (to_agent - sent[0]) * 1000, (to_caller - sent[1]) * 1000,
         )  # fmt: skip
         assert to_agent - sent[0] < 0.2 and to_caller - sent[1] < 0.2
+        freed: list[bool] = []
+        server.calls[0].after_handoff(lambda: freed.append(True))
+        assert not freed  # the agent is still talking to the caller
         # the agent hangs up: the caller gets a BYE
         agent.send(_bye_from_agent(agent, invite, ack))
         assert (await agent.response()).code == 200
         bye = await caller.request("BYE")
         caller.reply(bye)
         assert await wait_until(lambda: not server.legs, 2)
+        assert freed == [True]
     caller_rtp.close()
     agent_rtp.close()
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sipmessage import Response
 
 from voicebot.frames import SAMPLE_RATE
 from voicebot.telephony.rtp.session import PlayoutBuffer
@@ -71,7 +72,7 @@ async def bridge_to(call: SipCall, target: TargetUri) -> TransferOutcome:
     return outcome
 
 
-async def _dial_unless_caller_leaves(call: SipCall, leg: OutboundCall):  # type: ignore[no-untyped-def]
+async def _dial_unless_caller_leaves(call: SipCall, leg: OutboundCall) -> Response | None:
     """The INVITE's final response, or None (after a CANCEL) if the caller hung up."""
     dial = asyncio.ensure_future(leg.dial())
     try:

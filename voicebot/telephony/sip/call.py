@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -140,6 +140,16 @@ class SipCall(CallLeg):
     def bridged(self) -> bool:
         """A transfer bridge owns this call now (the session is done with it)."""
         return self.bridge is not None and not self.ended
+
+    def after_handoff(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the agent is done with this call: when a
+        bridge ends, or at once when there is none (a REFERred call left us).
+        The session uses it to free the agent in the queue at the right time."""
+        bridge = self.bridge
+        if bridge is not None and not bridge.ended.is_set():
+            bridge.on_end(lambda _: callback())
+        else:
+            callback()
 
     async def handler_returned(self) -> None:
         """The session's handler is done: BYE the caller — unless a bridge now
@@ -283,7 +293,8 @@ class SipCall(CallLeg):
         blind REFER first and bridges when the caller's side refuses or fails
         it; "bridge" always bridges.  Cancelling this coroutine (ring timeout,
         desk decline, caller gone) CANCELs a bridged INVITE; a REFERred call
-        cannot be withdrawn — the caller's phone is already dialling.
+        cannot be withdrawn — the caller's phone is already dialling — so
+        after that, later transfers of this call bridge instead of REFERring.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -408,6 +419,7 @@ class SipCall(CallLeg):
             if self.ended and not progress.done:
                 outcome.reason = "caller hung up during the transfer"
                 return
+        _note_statuses(progress, seen, outcome)
         self._settle(progress, outcome)
 
     def _settle(self, progress: ReferProgress, outcome: TransferOutcome) -> None:

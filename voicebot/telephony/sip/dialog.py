@@ -132,6 +132,19 @@ class Dialog:
         request.body = body
         return request
 
+    def destination_nowait(self) -> Addr | None:
+        """:meth:`destination` when it needs no DNS (an IP literal), else None."""
+        try:
+            uri = (
+                Address.parse(self.route_set[0]).uri
+                if self.route_set
+                else URI.parse(self.remote_target)
+            )
+        except ValueError:
+            return self.peer
+        host = uri.host.strip("[]")
+        return (host, uri.port or DEFAULT_PORT) if _is_ip(host) else None
+
     async def destination(self) -> Addr:
         """The first Route, else the remote target, resolved (§8.1.2, loose routing)."""
         try:

@@ -63,6 +63,7 @@ class OutboundCall(CallLeg):
         self._cancel_sent = False
         self._early_sdp: bytes = b""
         self._ack_wire: bytes = b""
+        self._ack_to: tuple[str, int] = dialog.peer
 
     # ------------------------------------------------------------- creation
 
@@ -179,7 +180,7 @@ class OutboundCall(CallLeg):
         if self.state is CallState.RINGING:
             self._establish(response)
         elif tag == self.dialog.remote_tag and self._ack_wire:
-            self._ua.send(self._ack_wire, self.dialog.peer)  # a 2xx retransmission: re-ACK
+            self._ua.send(self._ack_wire, self._ack_to)  # a 2xx retransmission: re-ACK
         else:
             self._spawn(_ack_and_bye(self._ua, self.invite, response, self.dialog.peer))
 
@@ -210,9 +211,11 @@ class OutboundCall(CallLeg):
         self._apply_plan(accept_answer(parse_sdp(body), self._ua.codecs))
 
     def _send_ack(self) -> None:
+        """§13.2.2.4: to the remote target (the 2xx's Contact), like any in-dialog request."""
         ack = self.dialog.ack(self.invite.cseq.sequence, self._ua.via_address(self.dialog.peer[0]))
         self._ack_wire = bytes(ack)
-        self._ua.send(self._ack_wire, self.dialog.peer)
+        self._ack_to = self.dialog.destination_nowait() or self.dialog.peer
+        self._ua.send(self._ack_wire, self._ack_to)
 
     def _settle(self, response: Response | None) -> None:
         if not self.final.done():
