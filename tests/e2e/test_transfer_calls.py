@@ -106,3 +106,38 @@ async def test_caller_hanging_up_on_hold_keeps_a_complete_record(services: Servi
     assert saved is not None and saved["outcome"] == "abandoned"
     assert saved["turns"][1]["intent"] == "request_human"
     assert services.store.get_handoff(record.call_id) is not None  # type: ignore[attr-defined]
+
+
+async def test_rasa_killed_mid_call_transfers_the_caller(services: Services, rasa_bank_db) -> None:
+    """A real Rasa answers turn one, is killed by PID, and the caller still reaches a person."""
+    from voicebot.config import DialogueConfig
+    from voicebot.dialogue.rasa_server import ManagedRasa
+    from voicebot.dialogue.training import find_model
+
+    async with ManagedRasa(DialogueConfig(), model=find_model(), bank_db=rasa_bank_db) as rasa:
+        client = rasa.client()
+        sent = 0
+
+        class KillAfterFirstTurn:
+            async def send(self, sender_id: str, text: str, metadata: dict):
+                nonlocal sent
+                sent += 1
+                if sent == 2:
+                    for process in rasa._processes:
+                        process.proc.kill()
+                        process.proc.wait()
+                return await client.send(sender_id, text, metadata)
+
+            async def forget(self, sender_id: str) -> None:
+                return None
+
+        dying = replace(services, dialogue=KillAfterFirstTurn())
+        turns = [parse_turn(str(utterance("opening_hours", i))) for i in range(3)]
+        record = await simulate_call(dying, turns, "+15550100")
+        await client.close()
+    caller = record.caller_turns()
+    assert caller[0].intent == "opening_hours" and not caller[0].error
+    assert caller[1].error and "sorry" in caller[1].bot_text.lower()
+    assert record.transfer is not None and record.transfer["trigger"] == "dialogue_failure"
+    assert record.outcome == "transferred"
+    assert all(t.caller_text for t in caller[:2])  # nothing the caller said is lost
