@@ -30,6 +30,7 @@ from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
 from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, Utterance
 from voicebot.logs import CallLogger
 from voicebot.session.handover import HandoverTexts, hand_over
+from voicebot.session.observe import observe
 from voicebot.session.record import CallRecord, Turn, utc_now
 from voicebot.session.redaction import mask_keyed_digits, mask_pin
 from voicebot.session.services import Services
@@ -44,21 +45,6 @@ if TYPE_CHECKING:
 PIN_LENGTH = 4
 MAX_DIALOGUE_FAILURES = 3
 _PIN_HINTS = ("pin", "code", "number is")
-# A turn with one of these intents got the caller something done (for the
-# transfer policy's "long call without progress" signal).
-PROGRESS_INTENTS = frozenset(
-    {
-        "opening_hours",
-        "check_balance",
-        "recent_transactions",
-        "lost_card",
-        "reset_password",
-        "provide_pin",
-        "what_can_you_do",
-        "affirm",
-        "thank_you",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +351,7 @@ class CallSession:
             confidence=turn.confidence,
             redacted=redact,
         )
-        observation = self._observation(turn, reply, shown if input_kind == "dtmf" else None)
+        observation = observe(turn, reply, shown if input_kind == "dtmf" else None)
         if await self._transfer_if_decided(turn, observation):
             return
         await self._speak_turn(turn, end_call=reply.end_call)
@@ -383,26 +369,6 @@ class CallSession:
                 self.record.verified[key] = value
 
     # ------------------------------------------------------------------ transfer
-
-    def _observation(
-        self, turn: Turn, reply: DialogueReply | None, dtmf: str | None, failed: bool = False
-    ) -> TurnObservation:
-        """What the transfer policy needs to know about this turn (redacted text only)."""
-        ranking = [_ranked(r) for r in (reply.intent_ranking if reply else [])][:5]
-        return TurnObservation(
-            index=turn.index,
-            at_s=turn.offset_s,
-            caller_text="" if turn.input == "dtmf" else (turn.caller_text or ""),
-            intent=turn.intent,
-            confidence=turn.confidence,
-            intent_ranking=ranking,
-            dtmf=dtmf,
-            audio_stats=turn.audio,
-            bot_text=turn.bot_text,
-            dialogue_failed=failed,
-            made_progress=(turn.intent in PROGRESS_INTENTS) if not failed else False,
-            dialogue_gave_up=_gave_up(reply),
-        )
 
     async def _transfer_if_decided(self, turn: Turn, observation: TurnObservation) -> bool:
         decision = self.policy.observe(observation)
@@ -511,7 +477,7 @@ class CallSession:
             error=error,
             audio=audio or {},
         )
-        observation = self._observation(turn, None, shown, failed=True)
+        observation = observe(turn, None, shown, failed=True)
         if await self._transfer_if_decided(turn, observation):
             return
         if self._dialogue_failures >= MAX_DIALOGUE_FAILURES:
@@ -614,19 +580,6 @@ _YES = re.compile(r"^\W*(yes|yeah|yep|sure|please|ok(ay)?|correct|that'?s right)
 
 def _plain_yes(text: str) -> bool:
     return bool(_YES.match(text))
-
-
-def _gave_up(reply: DialogueReply | None) -> str | None:
-    """Rasa locked identification (three wrong PINs): only a person can help now."""
-    return "identity_failed" if reply is not None and reply.slots.get("pin_locked") else None
-
-
-def _ranked(entry: object) -> tuple[str, float]:
-    """Rasa's ranking entries are ``{"name", "confidence"}``; tuples pass through."""
-    if isinstance(entry, dict):
-        return str(entry.get("name")), float(entry.get("confidence") or 0.0)
-    name, confidence = entry  # type: ignore[misc]
-    return str(name), float(confidence)
 
 
 def _round(value: float | None) -> float | None:
