@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -249,8 +250,18 @@ COMMANDS: dict[str, Callable[..., Coroutine[Any, Any, int] | int]] = {
 }
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM behaves like Ctrl-C, so managed Rasa processes are stopped, not orphaned."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _interrupt_on_sigterm()
     setup_logging(args.log_level)
     try:
         config = load_config(args.config)

@@ -16,6 +16,7 @@ Runs in the Rasa venv (Python 3.10).
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -141,20 +142,24 @@ def _transactions(customer: bank.Customer) -> str:
     return f"Here are your last {count}. " + " ".join(lines)
 
 
+def _cards_blocked(cards: list[bank.Card], when: str) -> str:
+    """Your card(s) ending in … is/are <when> blocked, …, then the anything-else question."""
+    numbers = spoken.join_words([spoken.digits(c.last4) for c in cards])
+    one = len(cards) == 1
+    return (
+        f"Your {'card' if one else 'cards'} ending in {numbers} "
+        f"{'is' if one else 'are'} {when} blocked, so nobody can use "
+        f"{'it' if one else 'them'}. " + ANYTHING_ELSE
+    )
+
+
 def _lost_card(customer: bank.Customer) -> tuple[str, list[EventType]]:
     """Ask before blocking: blocking is irreversible for the caller."""
     cards = bank.cards(customer.id)
     active = [c for c in cards if c.status == "active"]
     if not active:
         if cards:
-            numbers = spoken.join_words([spoken.digits(c.last4) for c in cards])
-            one = len(cards) == 1
-            return (
-                f"Your {'card' if one else 'cards'} ending in {numbers} "
-                f"{'is' if one else 'are'} already blocked, so nobody can use "
-                f"{'it' if one else 'them'}. " + ANYTHING_ELSE,
-                [],
-            )
+            return _cards_blocked(cards, "already"), []
         return "I can't find a card on your account. " + ANYTHING_ELSE, []
     described = spoken.join_words(
         [f"your {c.kind} card ending in {spoken.digits(c.last4)}" for c in active]
@@ -200,15 +205,33 @@ def fulfil(
 # ---------------------------------------------------------------- actions
 
 
-class ActionSessionStart(Action):
-    """Start the session and match the caller ID once, before the first reply."""
+class BankAction(Action, ABC):
+    """One of this bot's actions: ``action_name`` names it, ``act`` does it.
+
+    Abstract, so rasa_sdk's executor registers only the concrete subclasses.
+    """
+
+    action_name = ""
 
     def name(self) -> str:
-        return "action_session_start"
+        return self.action_name
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        return self.act(dispatcher, tracker)
+
+    @abstractmethod
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        """The action's events (none of them needs the domain)."""
+
+
+class ActionSessionStart(BankAction):
+    """Start the session and match the caller ID once, before the first reply."""
+
+    action_name = "action_session_start"
+
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         metadata = tracker.get_slot("session_started_metadata") or {}
         number = metadata.get("caller_id") if isinstance(metadata, dict) else None
         matched = bank.customer_by_phone(number) is not None
@@ -220,15 +243,12 @@ class ActionSessionStart(Action):
         ]
 
 
-class ActionAccountRequest(Action):
+class ActionAccountRequest(BankAction):
     """An account request: fulfil now, explain why not, or ask for the PIN first."""
 
-    def name(self) -> str:
-        return "action_account_request"
+    action_name = "action_account_request"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         intent = tracker.get_intent_of_latest_message()
         request = intent if intent in ACCOUNT_REQUESTS else tracker.get_slot("pending_request")
         number = caller_id(tracker)
@@ -245,34 +265,29 @@ class ActionAccountRequest(Action):
         return [*events, SlotSet("pending_request", request), FollowupAction("pin_form")]
 
 
-class ActionCompleteAccountRequest(Action):
+class ActionCompleteAccountRequest(BankAction):
     """After pin_form: do what the caller asked, or say why we can't."""
 
-    def name(self) -> str:
-        return "action_complete_account_request"
+    action_name = "action_complete_account_request"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         customer = current_customer(tracker)
         if tracker.get_slot("pin_locked") or customer is None:
-            dispatcher.utter_message(text=LOCKED_OUT if customer else UNKNOWN_CALLER)
-            return [SlotSet("pending_request", None), SlotSet("pin", None)]
-        if not tracker.get_slot("pin_verified"):
-            dispatcher.utter_message(text="Okay. " + ANYTHING_ELSE)
-            return [SlotSet("pending_request", None), SlotSet("pin", None)]
-        return fulfil(tracker.get_slot("pending_request"), customer, dispatcher)
+            text = LOCKED_OUT if customer else UNKNOWN_CALLER
+        elif not tracker.get_slot("pin_verified"):
+            text = "Okay. " + ANYTHING_ELSE
+        else:
+            return fulfil(tracker.get_slot("pending_request"), customer, dispatcher)
+        dispatcher.utter_message(text=text)
+        return [SlotSet("pending_request", None), SlotSet("pin", None)]
 
 
-class ActionAskPin(Action):
+class ActionAskPin(BankAction):
     """The PIN prompt (pin_form calls action_ask_<slot>)."""
 
-    def name(self) -> str:
-        return "action_ask_pin"
+    action_name = "action_ask_pin"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         if tracker.get_slot("pin_failures"):
             text = "Please say or key in your four digit PIN again."
         else:
@@ -329,22 +344,33 @@ class ValidatePinForm(FormValidationAction):
         return {"pin": None, "pin_failures": failures, "pin_verified": False}
 
 
-class ActionHandleAffirm(Action):
+class YesNoAction(BankAction):
+    """A yes or a no: it answers the bot's last question, if it asked one."""
+
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        question = pending_question(tracker) or ""
+        return [SlotSet("awaiting_confirmation", None), *self.answer(question, dispatcher, tracker)]
+
+    @abstractmethod
+    def answer(
+        self, question: str, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> list[EventType]:
+        """Events beyond closing the question."""
+
+
+class ActionHandleAffirm(YesNoAction):
     """A yes: the answer to the bot's last question, if it asked one."""
 
-    def name(self) -> str:
-        return "action_handle_affirm"
+    action_name = "action_handle_affirm"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    def answer(
+        self, question: str, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[EventType]:
-        question = pending_question(tracker) or ""
-        events: list[EventType] = [SlotSet("awaiting_confirmation", None)]
         if question.startswith("block_card:"):
             customer = current_customer(tracker)
             if customer is None or not tracker.get_slot("pin_verified"):
                 dispatcher.utter_message(text=UNKNOWN_CALLER)
-                return events
+                return []
             blocked = [
                 card
                 for card in bank.cards(customer.id)
@@ -352,57 +378,44 @@ class ActionHandleAffirm(Action):
                 and bank.block_card(customer.id, card.id)
             ]
             if blocked:
-                numbers = spoken.join_words([spoken.digits(c.last4) for c in blocked])
-                noun = "card" if len(blocked) == 1 else "cards"
-                verb = "is" if len(blocked) == 1 else "are"
-                dispatcher.utter_message(
-                    text=f"Done. Your {noun} ending in {numbers} {verb} now blocked, so "
-                    f"nobody can use {'it' if len(blocked) == 1 else 'them'}. " + ANYTHING_ELSE
-                )
+                dispatcher.utter_message(text="Done. " + _cards_blocked(blocked, "now"))
             else:
                 dispatcher.utter_message(text="That card is already blocked. " + ANYTHING_ELSE)
-            return events
-        if asked_anything_else(tracker):
+        elif asked_anything_else(tracker):
             dispatcher.utter_message(text="Sure. What else can I help you with?")
         else:
             dispatcher.utter_message(text="Okay. What can I help you with?")
-        return events
+        return []
 
 
-class ActionHandleDeny(Action):
+class ActionHandleDeny(YesNoAction):
     """A no: the answer to the bot's last question; no to "anything else?" ends the call."""
 
-    def name(self) -> str:
-        return "action_handle_deny"
+    action_name = "action_handle_deny"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    def answer(
+        self, question: str, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> list[EventType]:
-        question = pending_question(tracker) or ""
-        events: list[EventType] = [SlotSet("awaiting_confirmation", None)]
         if question.startswith("block_card:"):
             dispatcher.utter_message(text="Okay, I haven't blocked your card. " + ANYTHING_ELSE)
         elif tracker.get_slot("pending_request"):
             # Said no while we were asking for the PIN.
             dispatcher.utter_message(text="Okay, no problem. " + ANYTHING_ELSE)
-            events.append(SlotSet("pending_request", None))
+            return [SlotSet("pending_request", None)]
         elif asked_anything_else(tracker):
             dispatcher.utter_message(text="Okay. Thank you for calling. Goodbye.")
-            events.append(SlotSet("end_call", True))
+            return [SlotSet("end_call", True)]
         else:
             dispatcher.utter_message(text="Okay. What can I help you with?")
-        return events
+        return []
 
 
-class ActionRepeat(Action):
+class ActionRepeat(BankAction):
     """Say again what the bot said last, and keep its yes/no question open."""
 
-    def name(self) -> str:
-        return "action_repeat"
+    action_name = "action_repeat"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
         texts = previous_bot_texts(tracker)
         if not texts:
             dispatcher.utter_message(

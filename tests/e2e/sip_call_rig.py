@@ -98,7 +98,8 @@ def report_inner_result(request: pytest.FixtureRequest) -> None:
     module_file = str(request.node.path)
     if module_file not in _INNER_RESULTS:
         selected = [i.nodeid for i in request.session.items if str(i.path) == module_file]
-        _INNER_RESULTS[module_file] = run_module_in_netns(request.config, selected)
+        workdir = request.getfixturevalue("tmp_path_factory").mktemp("netns")
+        _INNER_RESULTS[module_file] = run_module_in_netns(request.config, selected, workdir)
     results = _INNER_RESULTS[module_file]
     name = request.node.name
     outcome = results["cases"].get(name)
@@ -128,14 +129,14 @@ def _unshare_command() -> list[str]:
     return base
 
 
-def run_module_in_netns(config: pytest.Config, nodeids: list[str]) -> dict[str, Any]:
+def run_module_in_netns(config: pytest.Config, nodeids: list[str], workdir: Path) -> dict[str, Any]:
     """Run these tests in one pytest subprocess inside ``unshare -n``; per-test results."""
-    report = Path(config._tmp_path_factory.mktemp("netns")) / "junit.xml"  # type: ignore[attr-defined]
+    report = workdir / "junit.xml"
     script = 'ip link set lo up && exec "$@"'
     command = [
         *_unshare_command(), "sh", "-c", script, "sh",
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
-        "-o", "junit_logging=all", f"--junitxml={report}", *nodeids,
+        "-o", "junit_logging=system-out", f"--junitxml={report}", *nodeids,
     ]  # fmt: skip
     try:
         done = subprocess.run(
@@ -159,9 +160,7 @@ def run_module_in_netns(config: pytest.Config, nodeids: list[str]) -> dict[str, 
                     status = {"failure": "failed", "error": "error", "skipped": "skipped"}[kind]
                     message = (node.get("message") or "") + "\n" + (node.text or "")
                     break
-            out = "\n".join(
-                (n.text or "") for n in case.iter() if n.tag in ("system-out", "system-err")
-            )
+            out = "\n".join((n.text or "").strip() for n in case.iter() if n.tag == "system-out")
             cases[case.get("name", "")] = {"status": status, "message": message, "output": out}
     return {"rc": rc, "output": output, "cases": cases}
 
@@ -325,6 +324,23 @@ class VoicebotProcess:
             f"timed out waiting for {what}; record now:\n{json.dumps(record, indent=1)}\n"
             f"{self.logs(3000)}"
         )
+
+    async def wait_for_log(self, needles: list[str], *, timeout_s: float, what: str) -> str:
+        """Poll the server's log (stderr) for a line holding every needle; return the line.
+
+        The session logs ``event=turn … intent=…`` as soon as Rasa has answered,
+        before the reply is spoken — the store only gets the turn once the reply
+        has been played out.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.stderr().splitlines():
+                if all(n in line for n in needles):
+                    return line
+            if not self.running:
+                break
+            await asyncio.sleep(0.05)
+        pytest.fail(f"timed out waiting for {what} ({needles}) in the log\n{self.logs(3000)}")
 
 
 def turn_with_intent(record: dict[str, Any], intent: str) -> dict[str, Any] | None:
@@ -532,7 +548,7 @@ ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 
 
 def silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(round(seconds * RATE)), np.int16)
+    return np.zeros(round(seconds * RATE), np.int16)
 
 
 @dataclass
@@ -680,7 +696,7 @@ SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
     <![CDATA[
       INVITE sip:bot@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: "SIPp" <sip:{caller_prefix}[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      From: "SIPp" <sip:{caller_prefix}[call_number]@[local_ip]:[local_port]>;tag=sipp[call_number]
       To: <sip:bot@[remote_ip]:[remote_port]>
       Call-ID: [call_id]
       CSeq: 1 INVITE
@@ -703,7 +719,7 @@ SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   </send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
   <send>
     <![CDATA[
       ACK [next_url] SIP/2.0

@@ -7,8 +7,13 @@ loopback.  One server serves the whole module; the module runs once inside
 ``unshare -n`` (see ``sip_call_rig``) because baresip binds RTP on every
 interface.
 
-Run:  .venv/bin/python -m pytest -q -rA tests/e2e/test_sip_calls.py
-(add ``-s`` or ``-rA`` to see the measured figures).
+Run (as root, or with unprivileged user namespaces):
+
+    .venv/bin/python -m pytest -rA tests/e2e/test_sip_calls.py
+
+``-rA`` shows what each call heard and the measured figures (call set-up,
+voice-to-voice latency, barge-in stop time, SIGTERM → BYE).  The tests keep
+their order: the last one stops the shared server with SIGTERM.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.sip, pytest.mark.netns]
 BOT_URI = f"sip:bot@127.0.0.1:{SERVER_SIP_PORT}"
 CALLER = "+15550100"  # the demo bank's customer (PIN 4321)
 PIN = "4321"
+# The PIN however written ("4321", "4 3 2 1", "4-3-2-1"), but not inside a hex token.
+PIN_PATTERN = re.compile(r"(?<![0-9A-Za-z])4\W{0,2}3\W{0,2}2\W{0,2}1(?![0-9A-Za-z])")
 # The default disclosure lasts ~10.7 s; the caller speaks a little after it.
 FIRST_SPEECH_AT_S = 12.0
 FIGURES = Figures()
@@ -77,6 +84,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoicebotProcess
         returncode = proc.stop()
         print("\nSIP e2e figures:", json.dumps(FIGURES.summary(), indent=1))
     assert returncode == 0, f"voicebot serve exited {returncode} on SIGTERM\n{proc.logs()}"
+    leak = PIN_PATTERN.search(proc.stdout() + proc.stderr())
+    assert leak is None, f"the PIN is in the server's output: {leak}"
 
 
 _ports = iter(range(100))
@@ -101,9 +110,7 @@ class Call:
         await self.phone.wait_event("CALL_ESTABLISHED", 10)
         FIGURES.setup_s.append(self.phone.setup_s)
 
-    async def wait_record(
-        self, predicate: Any, what: str, timeout_s: float = 60
-    ) -> dict[str, Any]:
+    async def wait_record(self, predicate: Any, what: str, timeout_s: float = 60) -> dict[str, Any]:
         return await self.server.wait_for_record(
             predicate, caller_id=CALLER, after=self.before, timeout_s=timeout_s, what=what
         )
@@ -117,6 +124,23 @@ class Call:
         segments = self.heard_segments()
         if segments:
             FIGURES.first_audio_s.append(segments[0][0] + self.offset)
+
+    async def wait_turn_logged(self, intent: str, timeout_s: float = 60) -> None:
+        """Wait until the server has Rasa's answer to this intent (it starts speaking now)."""
+        record = await self.wait_record(lambda r: True, "the call's record", timeout_s)
+        await self.server.wait_for_log(
+            ["event=turn", f"call_id={record['call_id']} ", f"intent={intent} "],
+            timeout_s=timeout_s,
+            what=f"the {intent} turn",
+        )
+
+    def bye_from_server(self) -> bool:
+        """The server sent BYE for this call and baresip answered it with 200."""
+        record = self.server.record_from(CALLER, self.before)
+        assert record is not None
+        log, call_id = self.server.stderr(), record["call_id"]
+        sent = f"event=sip_bye_sent call_id={call_id} " in log
+        return sent and f"event=sip_bye_answered call_id={call_id} code=200" in log
 
     def heard_segments(self) -> list[tuple[float, float]]:
         """Bot speech in the recording, on the caller script's timeline."""
@@ -135,9 +159,7 @@ class Call:
 
 
 @pytest.fixture
-async def call_factory(
-    server: VoicebotProcess, tmp_path: Path
-) -> AsyncIterator[Any]:
+async def call_factory(server: VoicebotProcess, tmp_path: Path) -> AsyncIterator[Any]:
     calls: list[Call] = []
 
     def make(script: Script, name: str = "call") -> Call:
@@ -157,7 +179,8 @@ async def call_factory(
 
 @pytest.mark.timeout(180)
 async def test_disclosure_and_opening_hours_over_sip(server: VoicebotProcess, call_factory) -> None:
-    script = caller_script([(FIRST_SPEECH_AT_S, utterance("opening_hours"))], total_s=90)
+    question = utterance("opening_hours")  # "What are your opening hours?"
+    script = caller_script([(FIRST_SPEECH_AT_S, question)], total_s=90)
     call = call_factory(script)
     await call.start()
     await call.wait_record(lambda r: reply_played(r, "opening_hours"), "the hours answer played")
@@ -184,25 +207,23 @@ async def test_disclosure_and_opening_hours_over_sip(server: VoicebotProcess, ca
     # What the caller heard: the disclosure first, then the answer after the question.
     segments = call.heard_segments()
     assert segments, "the caller heard nothing"
-    spoken_start, spoken_end = script.speech("hours_opening")
+    spoken_start, spoken_end = script.speech(question.stem)
+    assert segments[0][0] < 1.0, f"the disclosure began {segments[0][0]:.2f} s into the call"
     disclosure = await Heard.text(call.heard(segments[0][0], spoken_start))
     assert {"automated", "assistant"} <= words(disclosure), disclosure
     answer = await Heard.text(call.heard(spoken_end, segments[-1][1] + 0.2))
     assert len(words(answer) & {"monday", "friday", "saturday", "open", "morning"}) >= 3, answer
-    latency = call.voice_to_voice("hours_opening", "opening_hours")
+    latency = call.voice_to_voice(question.stem, "opening_hours")
     print("baresip events:", [(e.type, e.param) for e in call.phone.events])
     print(f"heard disclosure: {disclosure!r}\nheard answer: {answer!r}\nv2v {latency:.3f} s")
-
-
-
-PIN_PATTERN = re.compile(r"(?<![0-9A-Za-z])4\W{0,2}3\W{0,2}2\W{0,2}1(?![0-9A-Za-z])")
 
 
 @pytest.mark.timeout(180)
 async def test_pin_keyed_with_dtmf_is_verified_and_never_stored(
     server: VoicebotProcess, call_factory
 ) -> None:
-    script = caller_script([(FIRST_SPEECH_AT_S, utterance("check_balance"))], total_s=90)
+    question = utterance("check_balance")  # "What's my balance?"
+    script = caller_script([(FIRST_SPEECH_AT_S, question)], total_s=90)
     call = call_factory(script)
     await call.start()
     await call.wait_record(lambda r: reply_played(r, "check_balance"), "the PIN prompt played")
@@ -227,7 +248,8 @@ async def test_pin_keyed_with_dtmf_is_verified_and_never_stored(
     assert not PIN_PATTERN.search(stored), PIN_PATTERN.search(stored)
     for name, text in (("stdout", server.stdout()), ("stderr", server.stderr())):
         leak = PIN_PATTERN.search(text)
-        assert leak is None, f"PIN in server {name}: ...{text[leak.start() - 200 : leak.end() + 50]}"
+        context = text[leak.start() - 200 : leak.end() + 50] if leak else ""
+        assert leak is None, f"PIN in the server's {name}: ...{context}"
 
     # The caller heard the balance after keying the PIN.
     last_key = pressed[-1] - call.phone.event("CALL_ESTABLISHED").at  # type: ignore[union-attr]
@@ -235,7 +257,7 @@ async def test_pin_keyed_with_dtmf_is_verified_and_never_stored(
     assert answer_start is not None, "no bot audio after the keyed PIN"
     heard = await Heard.text(call.heard(answer_start - 0.1, answer_start + 9))
     assert "balance" in words(heard), heard
-    call.voice_to_voice("balance_whats_my", "check_balance")
+    call.voice_to_voice(question.stem, "check_balance")
     FIGURES.notes["last_key_to_balance_audio_s"] = round(answer_start - last_key, 3)
     print(f"heard after PIN: {heard!r}; last key -> audio {answer_start - last_key:.3f} s")
 
@@ -249,10 +271,8 @@ async def test_barge_in_stops_the_bot_and_is_answered(
     script = caller_script([(FIRST_SPEECH_AT_S, ask), (20.0, interrupt)], total_s=90)
     call = call_factory(script)
     await call.start()
-    record = await call.wait_record(
-        lambda r: turn_with_intent(r, "opening_hours") is not None, "the barge-in turn"
-    )
-    await asyncio.sleep(4.0)  # let the answer to the interruption start
+    await call.wait_turn_logged("opening_hours")  # the barge-in was understood
+    await asyncio.sleep(3.0)  # hear the start of the answer to it
     await call.phone.hangup()
     await call.phone.wait_event("CALL_CLOSED", 5)
     record = await call.wait_record(lambda r: r["ended_at"] is not None, "the record closed")
@@ -265,7 +285,7 @@ async def test_barge_in_stops_the_bot_and_is_answered(
     assert answered["index"] == asked["index"] + 1, record["turns"]
 
     # In the recording: the bot was talking when the caller started, and stopped soon after.
-    onset, spoken_end = script.speech(interrupt.stem)
+    onset, _ = script.speech(interrupt.stem)
     talking = segment_at(call.heard_segments(), onset)
     assert talking is not None, (
         f"the bot was not speaking at the caller's onset {onset:.2f} s: "
@@ -273,10 +293,17 @@ async def test_barge_in_stops_the_bot_and_is_answered(
     )
     stop_delay = talking[1] - onset
     FIGURES.notes["barge_in_stop_after_onset_s"] = round(stop_delay, 3)
+    # The server's side of it: when its endpointer confirmed the interruption (media clock).
+    line = await server.wait_for_log(
+        ["event=barge_in", f"call_id={record['call_id']} "], timeout_s=1, what="barge_in"
+    )
+    confirmed_at = float(line.rsplit("at=", 1)[1].split()[0])
+    FIGURES.notes["barge_in_confirmed_after_onset_s"] = round(confirmed_at - onset, 3)
     call.voice_to_voice(ask.stem, "what_can_you_do")
     call.voice_to_voice(interrupt.stem, "opening_hours_after_barge_in")
     print(f"bot audio stopped {stop_delay:.3f} s after the caller's speech onset")
-    assert stop_delay < 0.6, f"bot kept talking {stop_delay:.3f} s over the caller"
+    # ~0.5 s asked for (0.54 s measured on a quiet machine; ±0.1 s recording alignment).
+    assert stop_delay < 0.7, f"bot kept talking {stop_delay:.3f} s over the caller"
 
 
 @pytest.mark.timeout(180)
@@ -325,20 +352,19 @@ async def test_eight_simultaneous_sipp_calls_each_get_their_own_record(
         "p50": round(float(np.median(server_side)), 3), "max": round(max(server_side), 3)
     }  # fmt: skip
     FIGURES.notes["eight_calls_stt_s_max"] = round(max(t["stt_s"] for t in timings), 3)
-    print("8 calls: server-side end of speech -> reply text", sorted(round(s, 2) for s in server_side))
+    print("8 calls, end of speech -> reply text (s):", sorted(round(s, 2) for s in server_side))
 
 
 @pytest.mark.timeout(180)
 async def test_sigterm_during_a_call_says_goodbye_sends_bye_and_saves(
     server: VoicebotProcess, call_factory
 ) -> None:
-    script = caller_script([(FIRST_SPEECH_AT_S, utterance("opening_hours"))], total_s=90)
+    question = utterance("opening_hours")
+    script = caller_script([(FIRST_SPEECH_AT_S, question)], total_s=90)
     call = call_factory(script)
     await call.start()
-    await call.wait_record(
-        lambda r: turn_with_intent(r, "opening_hours") is not None, "the hours turn"
-    )
-    await asyncio.sleep(2.0)  # the bot is in the middle of the answer
+    await call.wait_turn_logged("opening_hours")
+    await asyncio.sleep(3.0)  # the bot is in the middle of its ~13 s answer
     signalled = time.monotonic()
     server.terminate()
     closed = await call.phone.wait_event("CALL_CLOSED", 30)
@@ -353,18 +379,22 @@ async def test_sigterm_during_a_call_says_goodbye_sends_bye_and_saves(
     assert record["ended_at"] is not None and record["outcome"] == "contained", record
     goodbye = record["turns"][-1]
     assert "restarting" in goodbye["bot_text"] and goodbye["caller_text"] is None, goodbye
-    # baresip saw the server's BYE (it did not hang up itself).
-    assert "bye" in closed.param.lower() or "terminated" in closed.param.lower(), closed
+    # The server hung up: its BYE got baresip's 200, and baresip reports the remote hang-up.
+    assert call.bye_from_server(), server.logs()
+    assert closed.param == "Connection reset by peer", closed
+    interrupted = turn_with_intent(record, "opening_hours")
+    assert interrupted is not None and interrupted["bot_interrupted"] is True, interrupted
 
     at = signalled - call.phone.event("CALL_ESTABLISHED").at  # type: ignore[union-attr]
     after = [(s, e) for s, e in call.heard_segments() if e > at]
     assert after, "nothing heard after SIGTERM"
     heard = await Heard.text(call.heard(after[-1][0], after[-1][1]))
     assert words(heard) & {"goodbye", "restarting", "back"}, heard
+    call.voice_to_voice(question.stem, "opening_hours_before_sigterm")
     FIGURES.notes["sigterm_to_bye_s"] = round(closed.at - signalled, 3)
     FIGURES.notes["sigterm_to_exit_s"] = round(exited - signalled, 3)
     print("baresip events:", [(e.type, e.param) for e in call.phone.events])
-    print(f"after SIGTERM heard {heard!r}; BYE after {closed.at - signalled:.2f} s ({closed.param})")
+    print(f"after SIGTERM heard {heard!r}; BYE after {closed.at - signalled:.2f} s")
 
 
 if not in_netns():

@@ -7,7 +7,7 @@ def test_defaults_need_no_file(monkeypatch) -> None:
     monkeypatch.delenv("VOICEBOT_CONFIG", raising=False)
     config = load_config()
     assert "automated assistant" in config.session.disclosure
-    assert "press 0" in config.session.disclosure
+    assert "press zero" in config.session.disclosure
 
 
 def test_file_overrides_a_subset(tmp_path) -> None:

@@ -222,6 +222,7 @@ class CallSession:
         text = self.config.session.disclosure
         turn = self.record.add_turn(None, "none", bot_text=text)
         self.record.disclosure = {"text": text, "at": turn.at}
+        self._save()
         self.log.event("disclosure_started")
         handle = self.speaker.say(text, interruptible=False)
         deferred: list[SessionEvent] = []
@@ -343,6 +344,7 @@ class CallSession:
             timings={k: round(v, 4) for k, v in timings.items()},
             audio=audio or {},
         )
+        self._save()  # the turn is on disk before the reply plays (a crash loses nothing)
         self.log.event(
             "turn",
             index=turn.index,

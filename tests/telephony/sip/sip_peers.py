@@ -13,7 +13,7 @@ import shutil
 import struct
 import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,7 +173,10 @@ class RecordingHandler:
 
 
 @contextlib.asynccontextmanager
-async def sip_server(handler: RecordingHandler, **overrides: object) -> AsyncIterator[SipServer]:
+async def sip_server(
+    handler: Callable[[CallChannel], Awaitable[None]], **overrides: object
+) -> AsyncIterator[SipServer]:
+    """The server under test on SERVER_PORT, handing each call to ``handler``."""
     config = SipConfig(listen_host="127.0.0.1", listen_port=SERVER_PORT, **overrides)  # type: ignore[arg-type]
     server = SipServer(config, handler)
     await server.start()
@@ -251,33 +254,10 @@ class Baresip:
         self.recordings.mkdir(parents=True, exist_ok=True)
         self.log = workdir / "baresip.log"
         self.proc: asyncio.subprocess.Process | None = None
-        self._write_config(source_wav)
-
-    def _write_config(self, source_wav: Path) -> None:
-        config = f"""
-sip_listen 127.0.0.1:{BARESIP_PORT}
-net_interface 127.0.0.1
-audio_source aufile,{source_wav}
-audio_player aubridge,nil
-audio_alert aubridge,nil
-snd_path {self.recordings}
-module_path /usr/lib/baresip/modules
-module g711.so
-module aufile.so
-module aubridge.so
-module sndfile.so
-module_app uuid.so
-module_app account.so
-module_app contact.so
-module_app menu.so
-module_app ctrl_tcp.so
-ctrl_tcp_listen 127.0.0.1:{CTRL_PORT}
-"""
-        (self.dir / "config").write_text(config)
-        (self.dir / "accounts").write_text(
-            f"<sip:caller@127.0.0.1:{BARESIP_PORT}>;regint=0;audio_codecs=pcmu;answermode=manual\n"
-        )
-        (self.dir / "contacts").write_text("")
+        write_baresip_files(
+            workdir, source_wav, self.recordings, user="caller", port=BARESIP_PORT,
+            ctrl_port=CTRL_PORT,
+        )  # fmt: skip
 
     async def dial(self, uri: str, quit_after_s: int) -> None:
         baresip = require("baresip", "baresip-core")
@@ -289,28 +269,14 @@ ctrl_tcp_listen 127.0.0.1:{CTRL_PORT}
 
     async def command(self, command: str, params: str = "") -> dict[str, object]:
         """One ctrl_tcp command (JSON in a netstring), waiting for its response."""
-        reader, writer = await _connect_retry(CTRL_PORT)
-        body = json.dumps({"command": command, "params": params, "token": command}).encode()
-        writer.write(str(len(body)).encode() + b":" + body + b",")
-        await writer.drain()
-        try:
-            while True:
-                length = int((await reader.readuntil(b":"))[:-1])
-                message = json.loads((await reader.readexactly(length + 1))[:-1])
-                if message.get("response"):
-                    return message
-        finally:
-            writer.close()
+        return await ctrl_command(*await connect_retry(CTRL_PORT), command, params)
 
     async def wait(self, timeout_s: float) -> int:
         assert self.proc is not None
         return await asyncio.wait_for(self.proc.wait(), timeout_s)
 
     async def stop(self) -> None:
-        if self.proc and self.proc.returncode is None:
-            self.proc.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), 5)
+        await stop_process(self.proc)
 
     def recording(self, kind: str) -> np.ndarray:
         """What baresip heard ("dec") or sent ("enc")."""
@@ -319,9 +285,72 @@ ctrl_tcp_listen 127.0.0.1:{CTRL_PORT}
         return read_wav(files[-1])
 
 
-async def _connect_retry(
-    port: int, timeout_s: float = 5.0
+def write_baresip_files(
+    workdir: Path,
+    source_wav: Path,
+    recordings: Path,
+    *,
+    user: str,
+    port: int,
+    ctrl_port: int,
+    answermode: str = "manual",
+) -> None:
+    """config, accounts and contacts for a baresip playing ``source_wav``."""
+    config = f"""
+sip_listen 127.0.0.1:{port}
+net_interface 127.0.0.1
+audio_source aufile,{source_wav}
+audio_player aubridge,nil
+audio_alert aubridge,nil
+snd_path {recordings}
+module_path /usr/lib/baresip/modules
+module g711.so
+module aufile.so
+module aubridge.so
+module sndfile.so
+module_app uuid.so
+module_app account.so
+module_app contact.so
+module_app menu.so
+module_app ctrl_tcp.so
+ctrl_tcp_listen 127.0.0.1:{ctrl_port}
+"""
+    (workdir / "config").write_text(config)
+    (workdir / "accounts").write_text(
+        f"<sip:{user}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;answermode={answermode}\n"
+    )
+    (workdir / "contacts").write_text("")
+
+
+async def ctrl_command(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command: str, params: str = ""
+) -> dict[str, object]:
+    """One baresip ctrl_tcp command (JSON in a netstring) on a fresh connection, then close it."""
+    body = json.dumps({"command": command, "params": params, "token": command}).encode()
+    writer.write(str(len(body)).encode() + b":" + body + b",")
+    await writer.drain()
+    try:
+        while True:
+            length = int((await reader.readuntil(b":"))[:-1])
+            message = json.loads((await reader.readexactly(length + 1))[:-1])
+            if message.get("response"):
+                return message
+    finally:
+        writer.close()
+
+
+async def stop_process(proc: asyncio.subprocess.Process | None) -> None:
+    """Terminate a peer still running and give it 5 s to exit."""
+    if proc and proc.returncode is None:
+        proc.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 5)
+
+
+async def connect_retry(
+    port: int, timeout_s: float = 5.0, interval: float = 0.1
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a loopback port, retrying until something listens there."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -329,7 +358,7 @@ async def _connect_retry(
         except OSError:
             if time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(interval)
 
 
 async def wait_until(predicate, timeout_s: float, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]

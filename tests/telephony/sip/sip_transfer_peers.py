@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sip_peers import SERVER_PORT, read_wav, require, write_wav
+from sip_peers import (
+    SERVER_PORT,
+    connect_retry,
+    ctrl_command,
+    read_wav,
+    require,
+    sip_server,
+    stop_process,
+    write_baresip_files,
+    write_wav,
+)
 from sip_uac import Uac
 from sipmessage import Request
 
 from voicebot.audio.g711 import ulaw_decode
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.rtp.packet import RtpPacket
-from voicebot.telephony.sip import SipConfig, SipServer, TransferOutcome
+from voicebot.telephony.sip import TransferOutcome
 
 SIPP_DIR = Path(__file__).resolve().parent / "data" / "sipp_transfer"
 CALLER_PORT, CALLER_CTRL = 5070, 4444
@@ -64,14 +71,10 @@ class Softphone:
         self.log = workdir / "baresip.log"
         self.ctrl_port = ctrl_port
         self.proc: asyncio.subprocess.Process | None = None
-        source_wav = write_wav(workdir / "source.wav", source)
-        (workdir / "config").write_text(
-            _baresip_config(port, ctrl_port, source_wav, self.recordings)
-        )
-        (workdir / "accounts").write_text(
-            f"<sip:{user}@127.0.0.1:{port}>;regint=0;audio_codecs=pcmu;answermode={answermode}\n"
-        )
-        (workdir / "contacts").write_text("")
+        write_baresip_files(
+            workdir, write_wav(workdir / "source.wav", source), self.recordings,
+            user=user, port=port, ctrl_port=ctrl_port, answermode=answermode,
+        )  # fmt: skip
 
     async def start(self, quit_after_s: int, dial: str | None = None) -> None:
         baresip = require("baresip", "baresip-core")
@@ -87,27 +90,14 @@ class Softphone:
         await _wait_port(self.ctrl_port)
 
     async def command(self, command: str, params: str = "") -> dict[str, object]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
-        body = json.dumps({"command": command, "params": params, "token": command}).encode()
-        writer.write(str(len(body)).encode() + b":" + body + b",")
-        await writer.drain()
-        try:
-            while True:
-                length = int((await reader.readuntil(b":"))[:-1])
-                message = json.loads((await reader.readexactly(length + 1))[:-1])
-                if message.get("response"):
-                    return message
-        finally:
-            writer.close()
+        connection = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
+        return await ctrl_command(*connection, command, params)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
     async def stop(self) -> None:
-        if self.proc and self.proc.returncode is None:
-            self.proc.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), 5)
+        await stop_process(self.proc)
 
     def recording(self, kind: str) -> np.ndarray:
         """What this phone heard ("dec") or sent ("enc"), longest call first."""
@@ -116,39 +106,24 @@ class Softphone:
         return read_wav(files[-1])
 
 
-def _baresip_config(port: int, ctrl_port: int, source: Path, recordings: Path) -> str:
-    return f"""
-sip_listen 127.0.0.1:{port}
-net_interface 127.0.0.1
-audio_source aufile,{source}
-audio_player aubridge,nil
-audio_alert aubridge,nil
-snd_path {recordings}
-module_path /usr/lib/baresip/modules
-module g711.so
-module aufile.so
-module aubridge.so
-module sndfile.so
-module_app uuid.so
-module_app account.so
-module_app contact.so
-module_app menu.so
-module_app ctrl_tcp.so
-ctrl_tcp_listen 127.0.0.1:{ctrl_port}
-"""
-
-
 async def _wait_port(port: int, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
+    _, writer = await connect_retry(port, timeout_s, interval=0.05)
+    writer.close()
+
+
+def caller_phone(tmp_path: Path, source: np.ndarray) -> Softphone:
+    """The caller's baresip (answers nothing), in ``tmp_path / "caller"``."""
+    return Softphone(
+        tmp_path / "caller", source, user="caller", port=CALLER_PORT, ctrl_port=CALLER_CTRL
+    )
+
+
+def agent_phone(tmp_path: Path, source: np.ndarray) -> Softphone:
+    """The agent's baresip, answering every call, in ``tmp_path / "agent"``."""
+    return Softphone(
+        tmp_path / "agent", source, user="agent", port=AGENT_PORT, ctrl_port=AGENT_CTRL,
+        answermode="auto",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------- SIPp
@@ -204,10 +179,7 @@ class Sipp:
         return path.read_text(errors="replace") if path.exists() else ""
 
     async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), 5)
+        await stop_process(self.proc)
 
 
 # ----------------------------------------------------------------- tshark
@@ -336,12 +308,4 @@ class TransferHandler:
             self.done.set()
 
 
-@contextlib.asynccontextmanager
-async def bot(handler: TransferHandler, **overrides: object) -> AsyncIterator[SipServer]:
-    config = SipConfig(listen_host="127.0.0.1", listen_port=SERVER_PORT, **overrides)  # type: ignore[arg-type]
-    server = SipServer(config, handler)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.close()
+bot = sip_server  # the server under test, transferring calls with a TransferHandler

@@ -20,19 +20,16 @@ import numpy as np
 import pytest
 from sip_peers import best_correlation, noise_clip, wait_until, write_ulaw_wav
 from sip_transfer_peers import (
-    AGENT_CTRL,
-    AGENT_PORT,
     AGENT_URI,
     BOT_URI,
-    CALLER_CTRL,
-    CALLER_PORT,
     SIPP_AGENT_PORT,
     SIPP_CALLER_PORT,
     Capture,
     Sipp,
-    Softphone,
     TransferHandler,
+    agent_phone,
     bot,
+    caller_phone,
     padded,
 )
 
@@ -67,10 +64,7 @@ async def test_refused_refer_bridges_audio_both_ways_until_the_caller_hangs_up(
 ) -> None:
     caller_clip = noise_clip(3.0, seed=21)
     agent_clip = noise_clip(3.0, seed=22)
-    agent = Softphone(
-        tmp_path / "agent", padded(agent_clip, 1.0, 12.0),
-        user="agent", port=AGENT_PORT, ctrl_port=AGENT_CTRL, answermode="auto",
-    )  # fmt: skip
+    agent = agent_phone(tmp_path, padded(agent_clip, 1.0, 12.0))
     capture = Capture(tmp_path)
     await capture.start()
     handler = TransferHandler(AGENT_URI, delay_s=0.5)
@@ -112,10 +106,7 @@ async def test_refused_refer_bridges_audio_both_ways_until_the_caller_hangs_up(
 
 
 async def test_agent_hanging_up_ends_the_bridged_caller(tmp_path: Path) -> None:
-    agent = Softphone(
-        tmp_path / "agent", padded(noise_clip(1.0, seed=23), 0.5, 20.0),
-        user="agent", port=AGENT_PORT, ctrl_port=AGENT_CTRL, answermode="auto",
-    )  # fmt: skip
+    agent = agent_phone(tmp_path, padded(noise_clip(1.0, seed=23), 0.5, 20.0))
     handler = TransferHandler(AGENT_URI, delay_s=0.5)
     async with bot(handler) as server:
         await agent.start(quit_after_s=30)
@@ -133,10 +124,7 @@ async def test_agent_hanging_up_ends_the_bridged_caller(tmp_path: Path) -> None:
 
 
 async def test_busy_agent_declines_a_referred_call(tmp_path: Path) -> None:
-    caller = Softphone(
-        tmp_path / "caller", padded(noise_clip(1.0, seed=25), 0.5, 10.0),
-        user="caller", port=CALLER_PORT, ctrl_port=CALLER_CTRL,
-    )  # fmt: skip
+    caller = caller_phone(tmp_path, padded(noise_clip(1.0, seed=25), 0.5, 10.0))
     agent = await Sipp.start("agent_busy.xml", tmp_path / "sipp_agent", port=SIPP_AGENT_PORT)
     handler = TransferHandler(SIPP_AGENT_URI, delay_s=0.5)
     try:

@@ -16,16 +16,14 @@ from pathlib import Path
 import pytest
 from sip_peers import best_correlation, noise_clip, wait_until
 from sip_transfer_peers import (
-    AGENT_CTRL,
     AGENT_PORT,
     AGENT_URI,
     BOT_URI,
-    CALLER_CTRL,
-    CALLER_PORT,
     Capture,
-    Softphone,
     TransferHandler,
+    agent_phone,
     bot,
+    caller_phone,
     padded,
 )
 
@@ -35,14 +33,8 @@ log = logging.getLogger(__name__)
 
 async def test_refer_reaches_a_softphone_agent(tmp_path: Path) -> None:
     caller_clip = noise_clip(3.0, seed=11)
-    caller = Softphone(
-        tmp_path / "caller", padded(caller_clip, 1.0, 6.0),
-        user="caller", port=CALLER_PORT, ctrl_port=CALLER_CTRL,
-    )  # fmt: skip
-    agent = Softphone(
-        tmp_path / "agent", padded(noise_clip(1.0, seed=12), 0.5, 12.0),
-        user="agent", port=AGENT_PORT, ctrl_port=AGENT_CTRL, answermode="auto",
-    )  # fmt: skip
+    caller = caller_phone(tmp_path, padded(caller_clip, 1.0, 6.0))
+    agent = agent_phone(tmp_path, padded(noise_clip(1.0, seed=12), 0.5, 12.0))
     capture = Capture(tmp_path)
     await capture.start()
     handler = TransferHandler(AGENT_URI, delay_s=1.0)

@@ -101,6 +101,22 @@ class Dialog:
         """§13.2.2.4: the ACK for a 2xx — the INVITE's CSeq number, a new branch."""
         return self._build("ACK", cseq, via, body, content_type, ())
 
+    def new_request(self, method: str, uri: URI, cseq: int, via: Addr) -> Request:
+        """A request from our side of the dialog with the headers every one starts with (§8.1.1).
+
+        Via (a new branch), Max-Forwards, From, To, Call-ID and CSeq; the rest is up to the caller.
+        """
+        request = Request(method, uri)
+        request.headers.add(
+            "Via", f"SIP/2.0/UDP {_host(via[0])}:{via[1]};branch={new_branch()};rport"
+        )
+        request.headers.add("Max-Forwards", "70")
+        request.headers.add("From", self.local_address)
+        request.headers.add("To", self.remote_address)
+        request.headers.add("Call-ID", self.call_id)
+        request.headers.add("CSeq", f"{cseq} {method}")
+        return request
+
     def _build(
         self,
         method: str,
@@ -111,15 +127,7 @@ class Dialog:
         headers: Iterable[tuple[str, str]],
         user_agent: str | None = None,
     ) -> Request:
-        request = Request(method, URI.parse(self.remote_target))
-        request.headers.add(
-            "Via", f"SIP/2.0/UDP {_host(via[0])}:{via[1]};branch={new_branch()};rport"
-        )
-        request.headers.add("Max-Forwards", "70")
-        request.headers.add("From", self.local_address)
-        request.headers.add("To", self.remote_address)
-        request.headers.add("Call-ID", self.call_id)
-        request.headers.add("CSeq", f"{cseq} {method}")
+        request = self.new_request(method, URI.parse(self.remote_target), cseq, via)
         for route in self.route_set:
             request.headers.add("Route", route)
         if user_agent:
@@ -132,28 +140,29 @@ class Dialog:
         request.body = body
         return request
 
-    def destination_nowait(self) -> Addr | None:
-        """:meth:`destination` when it needs no DNS (an IP literal), else None."""
+    def _next_hop(self) -> URI | None:
+        """The first Route, else the remote target (§8.1.2, loose routing); None if unparseable."""
         try:
-            uri = (
+            return (
                 Address.parse(self.route_set[0]).uri
                 if self.route_set
                 else URI.parse(self.remote_target)
             )
         except ValueError:
+            return None
+
+    def destination_nowait(self) -> Addr | None:
+        """:meth:`destination` when it needs no DNS (an IP literal), else None."""
+        uri = self._next_hop()
+        if uri is None:
             return self.peer
         host = uri.host.strip("[]")
         return (host, uri.port or DEFAULT_PORT) if _is_ip(host) else None
 
     async def destination(self) -> Addr:
         """The first Route, else the remote target, resolved (§8.1.2, loose routing)."""
-        try:
-            uri = (
-                Address.parse(self.route_set[0]).uri
-                if self.route_set
-                else URI.parse(self.remote_target)
-            )
-        except ValueError:
+        uri = self._next_hop()
+        if uri is None:
             return self.peer
         host, port = uri.host.strip("[]"), uri.port or DEFAULT_PORT
         if _is_ip(host):

@@ -28,7 +28,6 @@ from voicebot.telephony.sip.message import (
     ALLOWED_METHODS,
     DEFAULT_PORT,
     header_tag,
-    new_branch,
     new_call_id,
     new_tag,
 )
@@ -268,16 +267,9 @@ def _pre_dialog(
 def _invite(
     ua: SipServer, dialog: Dialog, target: TargetUri, headers: Iterable[tuple[str, str]]
 ) -> Request:
-    invite = Request("INVITE", target.uri)
-    via_host, via_port = ua.via_address(dialog.peer[0])
-    invite.headers.add(
-        "Via", f"SIP/2.0/UDP {_bracket(via_host)}:{via_port};branch={new_branch()};rport"
+    invite = dialog.new_request(
+        "INVITE", target.uri, dialog.local_cseq, ua.via_address(dialog.peer[0])
     )
-    invite.headers.add("Max-Forwards", "70")
-    invite.headers.add("From", dialog.local_address)
-    invite.headers.add("To", dialog.remote_address)
-    invite.headers.add("Call-ID", dialog.call_id)
-    invite.headers.add("CSeq", f"{dialog.local_cseq} INVITE")
     invite.headers.add("Contact", ua.contact(dialog.peer[0]))
     for name, value in [*target.headers, *headers]:
         invite.headers.set(name, value)

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Self
 
 from sipmessage import Request, Response
 
@@ -61,28 +63,40 @@ class State(Enum):
 
 
 class _Timed:
-    """Owns named timer handles so a terminated transaction leaves none behind."""
+    """Owns named timer handles so a terminated transaction leaves none behind.
+
+    ``_interval`` is the current retransmission interval, for :meth:`_backoff`.
+    """
 
     def __init__(self) -> None:
         self._handles: dict[str, asyncio.TimerHandle] = {}
+        self._interval = 0.0
 
     def _start(self, name: str, delay: float, callback: Callable[[], None]) -> None:
         self._stop(name)
         self._handles[name] = asyncio.get_running_loop().call_later(delay, callback)
 
-    def _stop(self, name: str) -> None:
-        handle = self._handles.pop(name, None)
-        if handle:
-            handle.cancel()
+    def _stop(self, *names: str) -> None:
+        for name in names:
+            handle = self._handles.pop(name, None)
+            if handle:
+                handle.cancel()
 
     def _stop_all(self) -> None:
         for handle in self._handles.values():
             handle.cancel()
         self._handles.clear()
 
+    def _backoff(self, name: str, callback: Callable[[], None], cap: float = math.inf) -> None:
+        """After a retransmission: double the interval (up to ``cap``), arm ``name`` again."""
+        self._interval = min(2 * self._interval, cap)
+        self._start(name, self._interval, callback)
 
-class ServerTransaction(_Timed):
-    """Common part: where responses go, the last one sent, termination."""
+
+class _Transaction(_Timed):
+    """Common to every transaction: its request, where it sends, its state, termination."""
+
+    initial_state: State
 
     def __init__(
         self,
@@ -90,18 +104,30 @@ class ServerTransaction(_Timed):
         destination: Addr,
         send: Send,
         timers: Timers,
-        on_terminated: Callable[[ServerTransaction], None] = lambda tx: None,
+        on_terminated: Callable[[Self], None] = lambda tx: None,
     ) -> None:
         super().__init__()
         self.request = request
         self.destination = destination
-        self.state = State.PROCEEDING
-        self.last_response: Response | None = None
-        self.to_tag = ""
+        self.state = self.initial_state
         self._send = send
         self._timers = timers
         self._on_terminated = on_terminated
-        self._wire: bytes = b""
+
+    def _terminate(self) -> None:
+        if self.state is not State.TERMINATED:
+            self.state = State.TERMINATED
+            self._stop_all()
+            self._on_terminated(self)
+
+
+class ServerTransaction(_Transaction):
+    """Common part: where responses go, the last one sent."""
+
+    initial_state = State.PROCEEDING
+    last_response: Response | None = None
+    to_tag = ""  # set by the UA core
+    _wire = b""
 
     @property
     def final(self) -> bool:
@@ -115,12 +141,6 @@ class ServerTransaction(_Timed):
     def _resend(self) -> None:
         if self._wire:
             self._send(self._wire, self.destination)
-
-    def _terminate(self) -> None:
-        if self.state is not State.TERMINATED:
-            self.state = State.TERMINATED
-            self._stop_all()
-            self._on_terminated(self)
 
 
 class InviteServerTransaction(ServerTransaction):
@@ -137,7 +157,6 @@ class InviteServerTransaction(ServerTransaction):
     ) -> None:
         super().__init__(request, destination, send, timers, on_terminated)
         self._on_timeout = on_timeout
-        self._interval = 0.0
 
     def respond(self, response: Response) -> None:
         if self.state is not State.PROCEEDING:
@@ -162,16 +181,14 @@ class InviteServerTransaction(ServerTransaction):
         """ACK for a non-2xx final; True when this transaction consumed it."""
         if self.state is State.COMPLETED:
             self.state = State.CONFIRMED
-            self._stop("G")
-            self._stop("H")
+            self._stop("G", "H")
             self._start("I", self._timers.t4, self._terminate)
             return True
         return self.state is State.CONFIRMED
 
     def _timer_g(self) -> None:
         self._resend()
-        self._interval = min(2 * self._interval, self._timers.t2)
-        self._start("G", self._interval, self._timer_g)
+        self._backoff("G", self._timer_g, self._timers.t2)
 
     def _timer_h(self) -> None:
         log.info(format_event("sip_ack_timeout", sip_call_id=self.request.call_id))
@@ -198,8 +215,29 @@ class TransactionTimeout(TimeoutError):
     """No final response before Timer F (the peer is gone)."""
 
 
-class NonInviteClientTransaction(_Timed):
+class _ClientTransaction(_Transaction):
+    """A request we send (``_wire``): retransmitted on one timer until another gives up."""
+
+    _wire: bytes
+
+    def _send_first(
+        self,
+        retransmit: str,
+        on_retransmit: Callable[[], None],
+        timeout: str,
+        on_timeout: Callable[[], None],
+    ) -> None:
+        """Send the request; arm its retransmission timer (T1) and its timeout (64·T1)."""
+        self._interval = self._timers.t1
+        self._send(self._wire, self.destination)
+        self._start(retransmit, self._interval, on_retransmit)
+        self._start(timeout, self._timers.timeout, on_timeout)
+
+
+class NonInviteClientTransaction(_ClientTransaction):
     """§17.1.2: send BYE/REFER/NOTIFY reliably over UDP; await the final response."""
+
+    initial_state = State.TRYING
 
     def __init__(
         self,
@@ -209,21 +247,12 @@ class NonInviteClientTransaction(_Timed):
         timers: Timers,
         on_terminated: Callable[[NonInviteClientTransaction], None] = lambda tx: None,
     ) -> None:
-        super().__init__()
-        self.request = request
-        self.destination = destination
-        self.state = State.TRYING
+        super().__init__(request, destination, send, timers, on_terminated)
         self.result: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._send = send
-        self._timers = timers
-        self._on_terminated = on_terminated
         self._wire = bytes(request)
-        self._interval = timers.t1
 
     def start(self) -> None:
-        self._send(self._wire, self.destination)
-        self._start("E", self._interval, self._timer_e)
-        self._start("F", self._timers.timeout, self._timer_f)
+        self._send_first("E", self._timer_e, "F", self._timer_f)
 
     def on_response(self, response: Response) -> None:
         if self.state in (State.COMPLETED, State.TERMINATED):
@@ -232,8 +261,7 @@ class NonInviteClientTransaction(_Timed):
             self.state = State.PROCEEDING
             return
         self.state = State.COMPLETED
-        self._stop("E")
-        self._stop("F")
+        self._stop("E", "F")
         if not self.result.done():
             self.result.set_result(response)
         self._start("K", self._timers.t4, self._terminate)
@@ -241,23 +269,14 @@ class NonInviteClientTransaction(_Timed):
     def _timer_e(self) -> None:
         self._send(self._wire, self.destination)
         # §17.1.2.2: doubling up to T2 while Trying; every T2 once Proceeding.
-        self._interval = (
-            self._timers.t2
-            if self.state is State.PROCEEDING
-            else min(2 * self._interval, self._timers.t2)
-        )
-        self._start("E", self._interval, self._timer_e)
+        if self.state is State.PROCEEDING:
+            self._interval = self._timers.t2
+        self._backoff("E", self._timer_e, self._timers.t2)
 
     def _timer_f(self) -> None:
         if not self.result.done():
             self.result.set_exception(TransactionTimeout(f"no response to {self.request.method}"))
         self._terminate()
-
-    def _terminate(self) -> None:
-        if self.state is not State.TERMINATED:
-            self.state = State.TERMINATED
-            self._stop_all()
-            self._on_terminated(self)
 
 
 class TwoXxRetransmitter(_Timed):
@@ -287,21 +306,22 @@ class TwoXxRetransmitter(_Timed):
     def _tick(self) -> None:
         self._send(self._wire, self._destination)
         self.retransmissions += 1
-        self._interval = min(2 * self._interval, self._timers.t2)
-        self._start("G", self._interval, self._tick)
+        self._backoff("G", self._tick, self._timers.t2)
 
     def _give_up(self) -> None:
         self._stop_all()
         self._on_give_up()
 
 
-class InviteClientTransaction(_Timed):
+class InviteClientTransaction(_ClientTransaction):
     """§17.1.1 (+ RFC 6026 *Accepted*): one INVITE we send, over UDP.
 
     Every response that matters reaches ``on_response`` (the UA core):
     provisionals, the first non-2xx final, and every 2xx (retransmissions
     included, so the core re-ACKs them).  Timer B ends in a synthetic 408.
     """
+
+    initial_state = State.CALLING
 
     def __init__(
         self,
@@ -312,22 +332,13 @@ class InviteClientTransaction(_Timed):
         on_response: Callable[[Response], None],
         on_terminated: Callable[[InviteClientTransaction], None] = lambda tx: None,
     ) -> None:
-        super().__init__()
-        self.request = request
-        self.destination = destination
-        self.state = State.CALLING
-        self._send = send
-        self._timers = timers
+        super().__init__(request, destination, send, timers, on_terminated)
         self._deliver = on_response
-        self._on_terminated = on_terminated
         self._wire = bytes(request)
         self._ack: bytes = b""
-        self._interval = timers.t1
 
     def start(self) -> None:
-        self._send(self._wire, self.destination)
-        self._start("A", self._interval, self._timer_a)
-        self._start("B", self._timers.timeout, self._timer_b)
+        self._send_first("A", self._timer_a, "B", self._timer_b)
 
     def on_response(self, response: Response) -> None:
         if self.state is State.TERMINATED:
@@ -342,15 +353,13 @@ class InviteClientTransaction(_Timed):
     def _provisional(self, response: Response) -> None:
         if self.state in (State.CALLING, State.PROCEEDING):
             self.state = State.PROCEEDING
-            self._stop("A")
-            self._stop("B")  # §17.1.1.2: only the TU (CANCEL) ends a ringing INVITE
+            self._stop("A", "B")  # §17.1.1.2: only the TU (CANCEL) ends a ringing INVITE
             self._deliver(response)
 
     def _accepted(self, response: Response) -> None:
         if self.state in (State.CALLING, State.PROCEEDING):
             self.state = State.ACCEPTED
-            self._stop("A")
-            self._stop("B")
+            self._stop("A", "B")
             self._start("M", self._timers.timeout, self._terminate)
         if self.state is State.ACCEPTED:
             self._deliver(response)
@@ -362,8 +371,7 @@ class InviteClientTransaction(_Timed):
         if self.state not in (State.CALLING, State.PROCEEDING):
             return
         self.state = State.COMPLETED
-        self._stop("A")
-        self._stop("B")
+        self._stop("A", "B")
         self._ack = bytes(ack_for_failure(self.request, response))
         self._send(self._ack, self.destination)
         self._start("D", self._timers.timeout, self._terminate)
@@ -373,8 +381,7 @@ class InviteClientTransaction(_Timed):
         if self.state is not State.CALLING:
             return
         self._send(self._wire, self.destination)
-        self._interval *= 2  # §17.1.1.2: Timer A doubles without the T2 cap
-        self._start("A", self._interval, self._timer_a)
+        self._backoff("A", self._timer_a)  # §17.1.1.2: Timer A doubles without the T2 cap
 
     def _timer_b(self) -> None:
         if self.state is State.CALLING:
@@ -385,12 +392,6 @@ class InviteClientTransaction(_Timed):
     def terminate(self) -> None:
         """The UA core is done with it (the call ended): stop every timer."""
         self._terminate()
-
-    def _terminate(self) -> None:
-        if self.state is not State.TERMINATED:
-            self.state = State.TERMINATED
-            self._stop_all()
-            self._on_terminated(self)
 
 
 def ack_for_failure(invite: Request, response: Response) -> Request:
