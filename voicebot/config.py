@@ -66,8 +66,8 @@ class SpeechConfig:
 class TtsConfig:
     """Speech synthesis (pyttsx3 + espeak-ng) settings."""
 
-    voice: str | None = "gmw/en-US"  # an espeak-ng voice id; None = espeak's default
-    rate_wpm: int = 150  # slower than espeak's 175: clearer through 8 kHz μ-law
+    voice: str | None = None  # an espeak-ng voice id, e.g. "gmw/en-US"; None = espeak's default
+    rate_wpm: int = 170
     cache_size: int = 256
 
 
@@ -85,7 +85,7 @@ class EndpointingConfig:
     end_silence_s: float = 0.6
     max_utterance_s: float = 20.0
     pre_roll_s: float = 0.35  # onsets ("four…") score low: keep audio before detection
-    barge_in_min_speech_s: float = 0.3
+    barge_in_min_speech_s: float = 0.3  # a 100 ms burst of voice scores ~0.2 s: no barge-in
 
 
 @dataclass
