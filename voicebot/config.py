@@ -112,6 +112,10 @@ class SessionConfig:
     rasa_error_apology: str = (
         "I'm sorry, I'm having trouble understanding right now. Could you say that again?"
     )
+    not_heard_prompt: str = "Sorry, I didn't catch that. Could you say it again?"
+    # Speech this long that STT could not read gets "didn't catch that" instead of
+    # dead air; shorter blips (a cough, a breath) are ignored.
+    not_heard_min_voiced_s: float = 0.4
     dtmf_interdigit_s: float = 2.0
     max_call_s: float = 900.0
 

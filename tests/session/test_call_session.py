@@ -362,3 +362,15 @@ async def test_shutdown_says_goodbye_and_hangs_up(reason: str) -> None:
     session, channel, _ = await run_call([stop], [], lambda t: reply("x"))
     assert session.record.turns[-1].bot_text == "We are restarting. Goodbye."
     assert channel.hung_up and session.record.end_reason == "server shutting down"
+
+
+async def test_speech_stt_cannot_read_gets_a_polite_ask_again() -> None:
+    session, _, dialogue = await run_call(
+        ["idle", say(0.8), "idle", audio(np.concatenate([speech(0.2), silence(1.0)])), "idle"],
+        ["", ""],
+        lambda text: reply("unused"),
+    )
+    assert dialogue.messages == []
+    asked = [t for t in session.record.turns if t.caller_text == "[not understood]"]
+    assert len(asked) == 1  # the long unreadable turn, not the short blip
+    assert asked[0].bot_text == Config().session.not_heard_prompt

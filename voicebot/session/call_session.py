@@ -274,14 +274,22 @@ class CallSession:
         stt_s = time.perf_counter() - started
         text = transcript.text.strip()
         if not text:
-            audio_s = round(utterance.ended_at - utterance.started_at, 2)
-            self.log.event("empty_transcript", audio_s=audio_s)
+            await self._not_heard(utterance)
             return
         if self._expects_pin or any(h in text.lower() for h in _PIN_HINTS):
             text = normalize_digits(text)
         timings = {"endpoint_wait_s": utterance.endpoint_wait_s, "stt_s": stt_s}
         audio = {k: round(v, 3) for k, v in utterance.stats.items()}
         await self._converse(text, "speech", timings, audio=audio)
+
+    async def _not_heard(self, utterance: Utterance) -> None:
+        """Real speech that STT could not read: ask again rather than leave dead air."""
+        voiced = utterance.stats.get("voiced_s", 0.0)
+        self.log.event("empty_transcript", voiced_s=round(voiced, 2))
+        cfg = self.config.session
+        if voiced >= cfg.not_heard_min_voiced_s:
+            self.record.add_turn("[not understood]", "speech", bot_text=cfg.not_heard_prompt)
+            await self._speak(cfg.not_heard_prompt)
 
     async def _on_digit(self, digit: str) -> None:
         if digit == "0" and not self._digits and not self._expects_pin:
