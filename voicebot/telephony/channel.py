@@ -8,12 +8,13 @@ the session code a fixture test runs is the code a phone call runs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from voicebot.frames import InputFrame
+from voicebot.frames import HangupFrame, InputFrame
 
 
 @runtime_checkable
@@ -50,3 +51,15 @@ class CallChannel(Protocol):
     async def hangup(self) -> None:
         """End the call from the bot's side (SIP BYE, socket close…)."""
         ...
+
+
+async def inbox_frames(inbox: asyncio.Queue[InputFrame | None]) -> AsyncIterator[InputFrame]:
+    """Frames a transport's I/O side queued, up to a hang-up or a ``None`` sentinel.
+
+    Transports fed by callbacks (a sound card, a WebSocket) push into a queue;
+    this is their ``frames()``.
+    """
+    while (frame := await inbox.get()) is not None:
+        yield frame
+        if isinstance(frame, HangupFrame):
+            return

@@ -38,6 +38,7 @@ from voicebot.frames import (
     HangupFrame,
     InputFrame,
 )
+from voicebot.telephony.channel import inbox_frames
 
 PORTAUDIO_HINT = (
     "install the PortAudio library: apt-get install libportaudio2 (macOS: brew install portaudio)"
@@ -373,11 +374,8 @@ class LocalAudioChannel:
 
     # ------------------------------------------------------------ CallChannel
 
-    async def frames(self) -> AsyncIterator[InputFrame]:
-        while (frame := await self._inbox.get()) is not None:
-            yield frame
-            if isinstance(frame, HangupFrame):
-                return
+    def frames(self) -> AsyncIterator[InputFrame]:
+        return inbox_frames(self._inbox)
 
     async def hangup(self) -> None:
         """The bot ended the call: let the last words play out, then stop the devices."""

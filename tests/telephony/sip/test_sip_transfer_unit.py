@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from sip_peers import wait_until
 from sip_transfer_peers import reply
-from sip_uac import Leg, Uac, sdp
+from sip_uac import Leg, RtpPeer, Uac, sdp
 from sipmessage import Request, Response
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
@@ -217,7 +217,7 @@ async def test_timer_b_times_out_with_408() -> None:
 # ---------------------------------------------------- scripted peers
 
 
-class TimedRtp(asyncio.DatagramProtocol):
+class TimedRtp(RtpPeer):
     """An RTP socket that keeps (arrival time, decoded μ-law) for every packet."""
 
     def __init__(self) -> None:
@@ -225,18 +225,6 @@ class TimedRtp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.seq, self.ts = 1, 1000
         self.remote: tuple[str, int] | None = None
-
-    @classmethod
-    async def open(cls) -> TimedRtp:
-        loop = asyncio.get_running_loop()
-        transport, peer = await loop.create_datagram_endpoint(cls, local_addr=("127.0.0.1", 0))
-        peer.transport = transport
-        return peer
-
-    @property
-    def port(self) -> int:
-        assert self.transport
-        return int(self.transport.get_extra_info("sockname")[1])
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         packet = RtpPacket.parse(data)

@@ -32,6 +32,7 @@ from voicebot.frames import (
     InputFrame,
 )
 from voicebot.logs import CallLogger
+from voicebot.telephony.channel import inbox_frames
 from voicebot.telephony.media_stream.serializer import Start, TwilioSerializer
 
 log = logging.getLogger("voicebot.telephony.media_stream")
@@ -310,11 +311,8 @@ class MediaStreamChannel:
 
     # ------------------------------------------------------------ CallChannel
 
-    async def frames(self) -> AsyncIterator[InputFrame]:
-        while (frame := await self._inbox.get()) is not None:
-            yield frame
-            if isinstance(frame, HangupFrame):
-                return
+    def frames(self) -> AsyncIterator[InputFrame]:
+        return inbox_frames(self._inbox)
 
     async def hangup(self) -> None:
         """Close the socket: Twilio then moves on past ``<Connect>`` (ending the
