@@ -19,7 +19,6 @@ import numpy as np
 from voicebot.audio.wavfile import read_audio, write_wav
 from voicebot.frames import (
     DTMF_DIGITS,
-    SAMPLE_RATE,
     AudioFrame,
     DtmfFrame,
     HangupFrame,
@@ -170,6 +169,3 @@ class FixtureChannel:
     async def hangup(self) -> None:
         self.hung_up_by_bot = True
 
-
-def audio_seconds(pcm: np.ndarray) -> float:
-    return len(pcm) / SAMPLE_RATE
