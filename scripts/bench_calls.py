@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode  # noqa: E402
 from voicebot.audio.wavfile import read_audio  # noqa: E402
+from voicebot.config import EndpointingConfig  # noqa: E402
 from voicebot.telephony.rtp.packet import RtpPacket  # noqa: E402
 
 FIXTURES = ROOT / "audio_fixtures"
@@ -561,21 +562,30 @@ def call_turns(result: CallResult, record: dict | None) -> list[dict]:
     return out
 
 
-def breakdown(records: list[dict]) -> dict:
-    keys = ["endpoint_wait_s", "stt_s", "dialogue_s", "tts_first_audio_s"]
-    vals: dict[str, list[float]] = {k: [] for k in keys}
-    for rec in records:
-        for t in rec["turns"]:
-            if t["input"] != "speech":
-                continue
-            for k in keys:
-                if k in t.get("timings", {}):
-                    vals[k].append(t["timings"][k])
-    out = {
+# The stages a caller waits through, in order (stt_wait_s: STT still running after the
+# turn ended; STT that ran during the caller's pause costs the caller nothing).
+PATH_STAGES = ["endpoint_wait_s", "stt_wait_s", "dialogue_s", "tts_first_audio_s", "first_packet_s"]
+
+
+def speech_turns(records: list[dict]) -> list[dict]:
+    return [t for rec in records for t in rec["turns"] if t["input"] == "speech"]
+
+
+def breakdown(records: list[dict], end_silence_s: float) -> dict:
+    turns = speech_turns(records)
+    keys = [*PATH_STAGES, "stt_s"]
+    vals = {k: [t["timings"][k] for t in turns if k in t.get("timings", {})] for k in keys}
+    out: dict = {
         k: {"median_s": pct(v, 0.5), "p95_s": pct(v, 0.95), "n": len(v)} for k, v in vals.items()
     }
-    meds = [out[k]["median_s"] or 0.0 for k in keys]
-    out["sum_of_medians_s"] = round(sum(meds), 4)
+    out["sum_of_path_medians_s"] = round(sum(out[k]["median_s"] or 0.0 for k in PATH_STAGES), 4)
+    timed = [t["timings"] for t in turns if "endpoint_wait_s" in t.get("timings", {})]
+    if timed:
+        out["stt_early_share"] = round(sum(t.get("stt_early", 0) for t in timed) / len(timed), 3)
+        out["semantic_end_share"] = round(
+            sum(t["endpoint_wait_s"] < end_silence_s - 0.05 for t in timed) / len(timed), 3
+        )
+        out["stt_runs_per_turn"] = round(sum(t.get("stt_runs", 1) for t in timed) / len(timed), 3)
     return out
 
 
@@ -621,9 +631,10 @@ def run_stt_bench() -> str | None:
 
 
 def residuals(results: list[CallResult], records: dict[str, dict]) -> dict:
-    """Measured RTP latency minus the stages the record explains (endpoint wait + STT + Rasa +
-    TTS first audio): the jitter buffer, media clock, TTS leading silence and the VAD's own lag."""
-    keys = ["endpoint_wait_s", "stt_s", "dialogue_s", "tts_first_audio_s"]
+    """Measured RTP latency minus the stages the record explains (endpoint wait, STT wait,
+    Rasa, TTS first audio, first packet): the inbound jitter buffer, the VAD's lag behind
+    the end of the sound, TTS leading silence and the wire."""
+    keys = PATH_STAGES
     out = []
     for r in results:
         rec = records.get(r.sip_call_id)
@@ -636,6 +647,15 @@ def residuals(results: list[CallResult], records: dict[str, dict]) -> dict:
             if mine["latency_s"] is not None and all(k in theirs["timings"] for k in keys):
                 out.append(mine["latency_s"] - sum(theirs["timings"][k] for k in keys))
     return {"median_s": pct(out, 0.5), "p95_s": pct(out, 0.95), "n": len(out)}
+
+
+def endpointing_toml(args: argparse.Namespace, end_silence_s: float | None) -> str:
+    lines = ["", "[endpointing]"]
+    if end_silence_s is not None:
+        lines.append(f"end_silence_s = {end_silence_s}")
+    if args.no_semantic:
+        lines.append("semantic_end_of_turn = false")
+    return "\n".join(lines) + "\n"
 
 
 def plot(report: dict, path: Path) -> None:
@@ -659,8 +679,8 @@ def plot(report: dict, path: Path) -> None:
     )
     axes[0].legend(fontsize=8)
     bd = report["breakdown"]
-    stages = ["endpoint_wait_s", "stt_s", "dialogue_s", "tts_first_audio_s"]
-    labels = [s.replace("_s", "") for s in stages] + ["rtp/other"]
+    stages = [s for s in PATH_STAGES if s in bd]
+    labels = [s.removesuffix("_s") for s in stages] + ["vad lag/jitter/wire"]
     medians = [bd[s]["median_s"] or 0 for s in stages]
     medians.append((bd.get("unexplained_rtp_s") or {}).get("median_s") or 0)
     axes[1].bar(labels, medians, color=["C0"] * len(stages) + ["C7"])
@@ -721,7 +741,8 @@ async def main(args: argparse.Namespace) -> dict:
             all_results = [r for s in sweep for r in s.pop("_results")]
             report["concurrency"] = sweep
             report["breakdown"] = breakdown(
-                [records[r.sip_call_id] for r in all_results if r.sip_call_id in records]
+                [records[r.sip_call_id] for r in all_results if r.sip_call_id in records],
+                args.configured_end_silence,
             )
             report["breakdown"]["calls_matched"] = sum(
                 r.sip_call_id in records for r in all_results
@@ -739,7 +760,8 @@ async def main(args: argparse.Namespace) -> dict:
             if silences == [None]:
                 print("bench: pause fixtures…", file=sys.stderr, flush=True)
                 ep = await pause_calls(server, pause)
-                ep["end_silence_s"] = "configured (default 0.6)"
+                ep["end_silence_s"] = args.configured_end_silence
+                ep["semantic_end_of_turn"] = not args.no_semantic
                 report["endpointing"] = [ep]
         finally:
             server.stop()
@@ -749,11 +771,12 @@ async def main(args: argparse.Namespace) -> dict:
                 print(f"bench: pause fixtures at end_silence_s={s}…", file=sys.stderr, flush=True)
                 sub = Path(tmp) / f"s{i}"
                 sub.mkdir()
-                srv = Server(args.config_extra + f"\n[endpointing]\nend_silence_s = {s}\n", sub)
+                srv = Server(args.config_extra + endpointing_toml(args, s), sub)
                 try:
                     await asyncio.to_thread(srv.start)
                     ep = await pause_calls(srv, pause)
                     ep["end_silence_s"] = s
+                    ep["semantic_end_of_turn"] = not args.no_semantic
                     report["endpointing"].append(ep)
                 finally:
                     srv.stop()
@@ -790,6 +813,11 @@ def cli() -> int:
         help="comma list of end_silence_s to sweep with the pause fixtures "
         "(restarts the server per value); default: the configured one",
     )
+    parser.add_argument(
+        "--no-semantic",
+        action="store_true",
+        help="end turns on silence only (endpointing.semantic_end_of_turn = false)",
+    )
     parser.add_argument("--config-extra", default="", help="extra TOML for the server config")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--no-plot", action="store_true")
@@ -803,6 +831,9 @@ def cli() -> int:
     if args.replot:
         plot(json.loads(args.replot.read_text()), args.replot.with_suffix(".png"))
         return 0
+    args.configured_end_silence = EndpointingConfig().end_silence_s
+    if args.no_semantic and not args.end_silence:
+        args.config_extra += endpointing_toml(args, None)
     report = asyncio.run(main(args))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{report['timestamp']}.json"

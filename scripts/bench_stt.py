@@ -5,7 +5,8 @@ Writes ``bench/results/stt-<timestamp>.json`` with per-utterance results and
 per-voice WER / latency medians, so the figures quoted in notes come from one
 recorded run.  Usage::
 
-    .venv/bin/python scripts/bench_stt.py [--model-dir tiny.en] [--no-prompt] [--limit N]
+    .venv/bin/python scripts/bench_stt.py [--model-dir tiny.en] [--min-window S]
+                                          [--no-prompt] [--limit N]
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ async def run(args: argparse.Namespace) -> dict:
     config = load_config(None)
     if args.model_dir:
         config.speech.model_dir = args.model_dir
+    if args.min_window:
+        config.speech.min_window_s = args.min_window
     prompt = None if args.no_prompt else domain_prompt(PROJECT_ROOT / "rasa_project")
     transcriber = Transcriber(config.speech, prompt=prompt)
     entries = [
@@ -92,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", help="CTranslate2 Whisper folder or 'tiny.en'")
     parser.add_argument("--no-prompt", action="store_true", help="no domain prompt")
+    parser.add_argument("--min-window", type=float, help="shortest encoder window (s)")
     parser.add_argument("--limit", type=int, default=0)
     args = parser.parse_args()
     report = asyncio.run(run(args))

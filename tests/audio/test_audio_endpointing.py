@@ -13,6 +13,8 @@ from voicebot.audio.endpointing import (
     EndpointEvent,
     NoiseDiscarded,
     SpeechConfirmed,
+    SpeechPaused,
+    SpeechResumed,
     SpeechStarted,
     UtteranceEnded,
 )
@@ -32,7 +34,13 @@ STAT_KEYS = {"rms_dbfs", "peak_dbfs", "voiced_s", "duration_s"}
 
 def pinned(**overrides: float) -> EndpointingConfig:
     """The mechanism under test, independent of tuned defaults (threshold, pre-roll)."""
-    tuned = {"speech_threshold": 0.5, "pre_roll_s": 0.2, "min_speech_s": 0.25}
+    tuned = {
+        "speech_threshold": 0.5,
+        "pre_roll_s": 0.2,
+        "min_speech_s": 0.25,
+        "pause_s": 0.2,
+        "end_silence_s": 0.6,
+    }
     return EndpointingConfig(**{**tuned, **overrides})
 
 def run(
@@ -72,7 +80,7 @@ def test_phrases_1_5_s_apart_are_two_utterances(vad: SileroVad, speak) -> None:
     assert second.stats["speech_started_at"] == pytest.approx(p2_start, abs=0.1)
     assert len(of_type(events, SpeechConfirmed)) == 2
     kinds = [type(e).__name__ for _, e in events]
-    assert kinds == ["SpeechStarted", "SpeechConfirmed", "UtteranceEnded"] * 2
+    assert kinds == ["SpeechStarted", "SpeechConfirmed", "SpeechPaused", "UtteranceEnded"] * 2
 
 
 def test_cough_like_blip_is_discarded_without_barge_in(vad: SileroVad, speak) -> None:
@@ -106,7 +114,7 @@ def test_utterance_ends_end_silence_after_speech(vad: SileroVad, speak, end_sile
     events = run(
         np.concatenate([silence(1.0), p1, silence(2.0)]),
         vad,
-        EndpointingConfig(end_silence_s=end_silence_s),
+        pinned(end_silence_s=end_silence_s),
     )
     ((emitted_at, event),) = [(t, e) for t, e in events if isinstance(e, UtteranceEnded)]
     # Silero's probability decays for a window or two after the last sound.
@@ -163,7 +171,7 @@ def test_same_events_however_audio_is_chunked(vad: SileroVad, speak) -> None:
     whole = ep.push(pcm) + ep.flush()
     assert [type(e) for e in whole] == [type(e) for e in framed]
     for a, b in zip(whole, framed, strict=True):
-        if isinstance(a, UtteranceEnded):
+        if isinstance(a, UtteranceEnded | SpeechPaused):
             assert np.array_equal(a.utterance.pcm, b.utterance.pcm)
             assert a.utterance.stats == b.utterance.stats
         else:
@@ -243,9 +251,10 @@ def test_below_low_threshold_is_silence_and_restart_needs_high() -> None:
 
 def test_confirmation_needs_barge_in_min_speech() -> None:
     events = scripted([0.9] * 9 + [0.0] * 30)  # 288 ms < 300 ms
-    assert [type(e) for e in events] == [SpeechStarted, UtteranceEnded]
+    assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, UtteranceEnded]
     events = scripted([0.9] * 10 + [0.0] * 30)  # 320 ms
-    assert [type(e) for e in events] == [SpeechStarted, SpeechConfirmed, UtteranceEnded]
+    kinds = [type(e) for e in events]
+    assert kinds == [SpeechStarted, SpeechConfirmed, SpeechPaused, UtteranceEnded]
     assert events[1].at == pytest.approx(10 * 0.032)
 
 
@@ -254,3 +263,44 @@ def test_blip_shorter_than_min_speech_is_noise() -> None:
     assert [type(e) for e in events] == [SpeechStarted, NoiseDiscarded]
     assert events[1].started_at == pytest.approx(3 * 0.032)
     assert events[1].at == pytest.approx((10 + 19) * 0.032)  # 0.6 s of silence → window 29
+
+
+# --------------------------------------------------------------------------- pauses
+def test_pause_offers_exactly_the_audio_the_turn_ends_with() -> None:
+    """Early STT at the pause may be reused only because the audio is bit-identical."""
+    events = scripted([0.0] * 5 + [0.9] * 20 + [0.0] * 30)
+    kinds = [type(e) for e in events]
+    assert kinds == [SpeechStarted, SpeechConfirmed, SpeechPaused, UtteranceEnded]
+    paused, ended = events[2].utterance, events[3].utterance
+    assert np.array_equal(paused.pcm, ended.pcm)
+    assert (paused.started_at, paused.ended_at) == (ended.started_at, ended.ended_at)
+    assert paused.endpoint_wait_s == pytest.approx(0.2, abs=0.032)
+    assert ended.endpoint_wait_s == pytest.approx(0.6, abs=0.032)
+
+
+def test_talking_on_after_a_pause_resumes_the_same_turn() -> None:
+    probs = [0.9] * 15 + [0.0] * 10 + [0.9] * 15 + [0.0] * 30  # 320 ms pause
+    events = scripted(probs)
+    kinds = [type(e) for e in events]
+    assert kinds == [
+        SpeechStarted, SpeechConfirmed, SpeechPaused, SpeechResumed, SpeechPaused, UtteranceEnded
+    ]  # fmt: skip
+    first_pause, resumed, last_pause, ended = events[2], events[3], events[4], events[5]
+    assert resumed.at == pytest.approx(25 * 0.032)
+    assert len(first_pause.utterance.pcm) < len(ended.utterance.pcm)
+    assert np.array_equal(last_pause.utterance.pcm, ended.utterance.pcm)
+
+
+def test_end_turn_closes_only_during_a_pause() -> None:
+    ep = Endpointer(pinned(), ScriptedVad([0.9] * 15 + [0.0] * 40))
+    loud = np.ones(256, np.int16) * 1000
+    events = [e for _ in range(17) for e in ep.push(loud)]
+    assert ep.in_speech and not ep.paused and ep.end_turn() == []  # still talking
+    events += [e for _ in range(6) for e in ep.push(loud)]
+    paused = next(e for e in events if isinstance(e, SpeechPaused))
+    assert ep.paused
+    (ended,) = ep.end_turn()
+    assert isinstance(ended, UtteranceEnded) and not ep.in_speech
+    assert np.array_equal(ended.utterance.pcm, paused.utterance.pcm)
+    assert ended.utterance.endpoint_wait_s == pytest.approx(8 * 0.032)
+    assert ep.end_turn() == [] and ep.silence_duration() > 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from session_fakes import FakeVad, speech
 
 from voicebot.config import Config
 from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
@@ -20,42 +21,11 @@ from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, InputFrame, sile
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
 
-SPEECH_LEVEL = 8000
-
-
-def speech(seconds: float) -> np.ndarray:
-    """A loud tone the fake VAD calls speech."""
-    t = np.arange(round(seconds * 8000)) / 8000
-    return (SPEECH_LEVEL * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-
-
-class EnergyVadStream:
-    window_samples = 256
-    latency_samples = 0
-
-    def __init__(self) -> None:
-        self._buf = np.zeros(0, dtype=np.int16)
-
-    def push(self, pcm: np.ndarray) -> list[float]:
-        self._buf = np.concatenate([self._buf, pcm])
-        probs = []
-        while len(self._buf) >= self.window_samples:
-            win, self._buf = self._buf[: self.window_samples], self._buf[self.window_samples :]
-            probs.append(1.0 if np.abs(win.astype(np.int32)).mean() > 1000 else 0.0)
-        return probs
-
-    def reset(self) -> None:
-        self._buf = np.zeros(0, dtype=np.int16)
-
-
-class FakeVad:
-    def stream(self) -> EnergyVadStream:
-        return EnergyVadStream()
-
 
 @dataclass
 class Said:
     text: str
+    elapsed_s: float = 0.0
 
 
 class FakeTranscriber:
@@ -120,6 +90,9 @@ class Output:
     async def drained(self) -> None:
         await self.hold.wait()
 
+    async def playing(self) -> None:
+        """Play-out starts at once."""
+
 
 class ScriptedChannel:
     """A caller whose script is a list of steps: frames, or 'wait for the bot'."""
@@ -155,7 +128,7 @@ def audio(pcm: np.ndarray) -> list[InputFrame]:
     return [AudioFrame(f) for f in split_frames(pcm)]
 
 
-def say(seconds: float = 0.8, pause: float = 1.0) -> list[InputFrame]:
+def say(seconds: float = 0.8, pause: float = 1.3) -> list[InputFrame]:
     return audio(np.concatenate([speech(seconds), silence(pause)]))
 
 

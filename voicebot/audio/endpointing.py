@@ -12,9 +12,16 @@ inside words; speech starts at ``speech_threshold`` but only stops below
 Event timeline for one turn::
 
     SpeechStarted ─► SpeechConfirmed (≥ barge_in_min_speech_s voiced: interrupt the bot)
-                 └─► UtteranceEnded  (end_silence_s quiet after ≥ min_speech_s voiced,
-                                      or max_utterance_s reached)
+                 ├─► SpeechPaused    (pause_s quiet after ≥ min_speech_s voiced: the words
+                 │                    so far, for early STT) ─► SpeechResumed (talking again)
+                 ├─► UtteranceEnded  (end_silence_s quiet, ``end_turn()`` during a pause,
+                 │                    or max_utterance_s reached)
                  └─► NoiseDiscarded  (went quiet before min_speech_s voiced: a cough, a blip)
+
+Why ``SpeechPaused`` carries a whole utterance: an utterance keeps exactly
+``pause_s`` of silence after the last voiced window, so the audio at the pause
+is bit-identical to the audio at the end of the turn if the caller stays quiet.
+STT can start at the pause and its transcript is simply the final one.
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ from voicebot.config import EndpointingConfig
 from voicebot.frames import SAMPLE_RATE, Utterance
 
 HYSTERESIS = 0.15
-TRAILING_SILENCE_S = 0.2  # silence kept after the last voiced window, so STT hears the word end
 _DBFS_FLOOR = -120.0
 
 
@@ -58,6 +64,20 @@ class SpeechConfirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """The caller paused for ``pause_s``; ``utterance`` is what ends the turn if they stay quiet."""
+
+    utterance: Utterance
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechResumed:
+    """The caller went on talking after a ``SpeechPaused``: that utterance is stale."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class UtteranceEnded:
     """A finished turn, ready for STT."""
 
@@ -73,7 +93,9 @@ class NoiseDiscarded:
     voiced_s: float = 0.0
 
 
-EndpointEvent = SpeechStarted | SpeechConfirmed | UtteranceEnded | NoiseDiscarded
+EndpointEvent = (
+    SpeechStarted | SpeechConfirmed | SpeechPaused | SpeechResumed | UtteranceEnded | NoiseDiscarded
+)
 
 
 class _AudioLog:
@@ -110,6 +132,7 @@ class _Segment:
     last_voiced_end: int
     voiced: int = 0
     confirmed: bool = False
+    paused: bool = False  # SpeechPaused sent for the current pause
     speaking: bool = True  # hysteresis state within the segment
     runs: list[tuple[int, int]] = field(default_factory=list)  # voiced ranges, merged
 
@@ -129,7 +152,7 @@ class Endpointer:
     ``started_at``/``ended_at`` of an utterance are the media times of its first
     and last sample, so ``len(pcm) / 8000 == ended_at - started_at``; the
     pcm holds ``pre_roll_s`` before the detected speech start (never audio an
-    earlier utterance already had) and ~0.2 s after the last voiced window.
+    earlier utterance already had) and ``pause_s`` after the last voiced window.
     ``max_utterance_s`` counts from the speech start; a forced end keeps the
     caller's speech going straight into a new turn, with no gap or overlap.
     """
@@ -163,6 +186,11 @@ class Endpointer:
     def in_speech(self) -> bool:
         """True between ``SpeechStarted`` and the event that closes it."""
         return self._segment is not None
+
+    @property
+    def paused(self) -> bool:
+        """True after ``SpeechPaused`` until the caller talks again or the turn ends."""
+        return self._segment is not None and self._segment.paused
 
     def silence_duration(self, at: float | None = None) -> float:
         """Seconds the caller has been silent as of ``at`` (default: now); 0 while talking.
@@ -198,6 +226,16 @@ class Endpointer:
             return []
         return self._close(self._samples, forced=False)
 
+    def end_turn(self) -> list[EndpointEvent]:
+        """End the turn now, during a pause: the words so far finish a request.
+
+        The utterance is the one ``SpeechPaused`` announced.  Outside a pause
+        (no turn, or the caller talking again) nothing happens.
+        """
+        if not self.paused:
+            return []
+        return self._close(self._windows * self._win - self._lat, forced=False)
+
     # ---------------------------------------------------------------- windows
     def _on_window(self, prob: float) -> list[EndpointEvent]:
         k = self._windows
@@ -210,10 +248,16 @@ class Endpointer:
         seg.speaking = prob >= (self._low if seg.speaking else self._high)
         events: list[EndpointEvent] = []
         if seg.speaking:
+            if seg.paused:
+                seg.paused = False
+                events.append(SpeechResumed(at=start / SAMPLE_RATE))
             seg.add_voiced(start, end)
             events.extend(self._maybe_confirm(seg, end))
         elif end - seg.last_voiced_end >= self._seconds(self.config.end_silence_s):
             return events + self._close(end, forced=False)
+        elif self._pause_reached(seg, end):
+            seg.paused = True
+            events.append(SpeechPaused(self._utterance(seg, end, forced=False)))
         if end - seg.start >= self._seconds(self.config.max_utterance_s):
             events.extend(self._close(end, forced=True))
         return events
@@ -225,6 +269,13 @@ class Endpointer:
         seg.add_voiced(start, end)
         self._segment = seg
         return [SpeechStarted(at=start / SAMPLE_RATE), *self._maybe_confirm(seg, end)]
+
+    def _pause_reached(self, seg: _Segment, end: int) -> bool:
+        return (
+            not seg.paused
+            and seg.voiced >= self._seconds(self.config.min_speech_s)
+            and end - seg.last_voiced_end >= self._seconds(self.config.pause_s)
+        )
 
     def _maybe_confirm(self, seg: _Segment, end: int) -> list[EndpointEvent]:
         if seg.confirmed or seg.voiced < self._seconds(self.config.barge_in_min_speech_s):
@@ -246,15 +297,17 @@ class Endpointer:
                 )
             ]
         self._last_speech_end = seg.last_voiced_end
-        return [UtteranceEnded(self._utterance(seg, decided, forced))]
+        utterance = self._utterance(seg, decided, forced)
+        self._floor = round(utterance.ended_at * SAMPLE_RATE)
+        return [UtteranceEnded(utterance)]
 
     def _utterance(self, seg: _Segment, decided: int, forced: bool) -> Utterance:
+        """The segment's audio as of ``decided`` (no state change: pauses peek too)."""
         first = max(seg.start - self._seconds(self.config.pre_roll_s), self._floor, 0)
-        trail = seg.last_voiced_end + self._seconds(TRAILING_SILENCE_S)
+        trail = seg.last_voiced_end + self._seconds(self.config.pause_s)
         last = decided if forced else min(trail, decided)
         pcm = self._log.slice(first, last)
         first = last - len(pcm)  # the log may hold less than asked at the call's start
-        self._floor = last
         stats = self._stats(seg, pcm, first, forced)
         return Utterance(
             pcm=pcm,

@@ -21,12 +21,15 @@ from typing import TYPE_CHECKING
 
 from voicebot.audio.endpointing import (
     Endpointer,
+    EndpointEvent,
+    NoiseDiscarded,
     SpeechConfirmed,
     SpeechStarted,
     UtteranceEnded,
 )
 from voicebot.dialogue.dtmf import dtmf_message
 from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
+from voicebot.dialogue.turn_completion import reads_complete
 from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, Utterance
 from voicebot.logs import CallLogger
 from voicebot.session.handover import HandoverTexts, hand_over
@@ -35,6 +38,7 @@ from voicebot.session.record import CallRecord, Turn, utc_now
 from voicebot.session.redaction import mask_keyed_digits, mask_pin
 from voicebot.session.services import Services
 from voicebot.session.speech import Speaker, SpeechHandle
+from voicebot.session.turn_taking import TurnTaking
 from voicebot.speech.numbers import normalize_digits
 from voicebot.telephony.channel import CallChannel
 from voicebot.transfer import TransferPolicy, TurnObservation, VerifiedFacts, summary
@@ -101,6 +105,12 @@ class CallSession:
         self._background: set[asyncio.Task[None]] = set()
         self.policy = TransferPolicy(self.config.transfer)
         self.handover_texts = HandoverTexts()
+        self.turns = TurnTaking(
+            Endpointer(self.config.endpointing, services.vad.stream()),
+            services.transcriber,
+            self._on_endpoint_event,
+            self._reads_complete if self.config.endpointing.semantic_end_of_turn else None,
+        )
 
     # ------------------------------------------------------------------ public
 
@@ -137,11 +147,12 @@ class CallSession:
     # ------------------------------------------------------------------ input
 
     async def _read_input(self) -> None:
-        endpointer = Endpointer(self.config.endpointing, self.services.vad.stream())
         try:
             async for frame in self.channel.frames():
                 if isinstance(frame, AudioFrame):
-                    self._on_audio(endpointer, frame)
+                    self._media_time += frame.duration_s
+                    self.turns.push(frame.pcm)
+                    self._check_timers()
                 elif isinstance(frame, DtmfFrame):
                     self._last_digit_at = self._media_time
                     self._post(frame)
@@ -153,20 +164,21 @@ class CallSession:
             self.log.error("input_failed", error=repr(exc))
             self._post(HangupFrame(f"input failed: {exc}"))
 
-    def _on_audio(self, endpointer: Endpointer, frame: AudioFrame) -> None:
-        self._media_time += frame.duration_s
-        for event in endpointer.push(frame.pcm):
-            if isinstance(event, SpeechStarted):
-                self._caller_speaking = True
-            elif isinstance(event, UtteranceEnded):
-                self._caller_speaking = False
-                self._listening_since = self._media_time
-                self._post(event)
-            elif isinstance(event, SpeechConfirmed):
-                self._post(event)
-            else:  # noise discarded
-                self._caller_speaking = False
-        self._check_timers()
+    def _on_endpoint_event(self, event: EndpointEvent) -> None:
+        if isinstance(event, SpeechStarted):
+            self._caller_speaking = True
+        elif isinstance(event, UtteranceEnded):
+            self._caller_speaking = False
+            self._listening_since = self._media_time
+            self._post(event)
+        elif isinstance(event, SpeechConfirmed):
+            self._post(event)
+        elif isinstance(event, NoiseDiscarded):
+            self._caller_speaking = False
+
+    def _reads_complete(self, text: str) -> bool:
+        """Semantic end of turn: do the caller's words so far finish a request?"""
+        return reads_complete(text, expects_pin=self._expects_pin)
 
     def _check_timers(self) -> None:
         cfg = self.config.session
@@ -263,22 +275,26 @@ class CallSession:
 
     async def _on_utterance(self, utterance: Utterance) -> None:
         self.speaker.interrupt()
-        started = time.perf_counter()
         try:
-            transcript = await self.services.transcriber.transcribe(utterance.pcm)
+            heard = await self.turns.transcript(utterance)
         except Exception as exc:
             self.log.error("stt_failed", error=repr(exc))
             self.record.errors.append(f"speech recognition failed: {exc}")
             await self._reply_with_apology("[speech not recognised]", "speech", str(exc))
             return
-        stt_s = time.perf_counter() - started
-        text = transcript.text.strip()
+        text = heard.transcript.text.strip()
         if not text:
             await self._not_heard(utterance)
             return
         if self._expects_pin or any(h in text.lower() for h in _PIN_HINTS):
             text = normalize_digits(text)
-        timings = {"endpoint_wait_s": utterance.endpoint_wait_s, "stt_s": stt_s}
+        timings = {
+            "endpoint_wait_s": utterance.endpoint_wait_s,
+            "stt_s": heard.transcript.elapsed_s,  # compute, incl. queueing for a worker
+            "stt_wait_s": heard.wait_s,  # what the caller waited after the turn ended
+            "stt_early": float(heard.early),
+            "stt_runs": float(heard.stt_runs),
+        }
         audio = {k: round(v, 3) for k, v in utterance.stats.items()}
         await self._converse(text, "speech", timings, audio=audio)
 
@@ -430,8 +446,7 @@ class CallSession:
                 return await self._yes_no_answer(event.utterance, turn)
 
     async def _yes_no_answer(self, utterance: Utterance, question: Turn) -> bool:
-        transcript = await self.services.transcriber.transcribe(utterance.pcm)
-        text = transcript.text.strip()
+        text = (await self.turns.transcript(utterance)).transcript.text.strip()
         try:
             reply = await self.services.dialogue.send(
                 self.channel.call_id, text, {"caller_id": self.channel.caller_id}
@@ -465,6 +480,8 @@ class CallSession:
     async def _finish_turn(self, turn: Turn, handle: SpeechHandle) -> None:
         await handle.wait()
         turn.timings["tts_first_audio_s"] = handle.first_audio_s or 0.0
+        if handle.first_packet_s is not None:
+            turn.timings["first_packet_s"] = handle.first_packet_s
         turn.bot_interrupted = handle.interrupted
         self._save()
         await self._idle_after(handle)
@@ -550,6 +567,7 @@ class CallSession:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+        self.turns.close()
         self._save()
         await self._forget_dialogue()
         self._idle.set()

@@ -29,6 +29,7 @@ class SpeechHandle:
         self.interruptible = interruptible
         self.interrupted = False
         self.first_audio_s: float | None = None  # synthesis latency of sentence one
+        self.first_packet_s: float | None = None  # from that audio to its first packet out
         self.samples_written = 0
         self._task: asyncio.Task[None] | None = None
         self._output: MediaOutput | None = None
@@ -83,8 +84,11 @@ class Speaker:
     async def _play(self, handle: SpeechHandle) -> None:
         started = time.perf_counter()
         async for pcm in self._synthesizer.synthesize_sentences(handle.text):
-            if handle.first_audio_s is None:
-                handle.first_audio_s = round(time.perf_counter() - started, 4)
             self._output.write(pcm)
+            if handle.first_audio_s is None:
+                written = time.perf_counter()
+                handle.first_audio_s = round(written - started, 4)
+                await self._output.playing()
+                handle.first_packet_s = round(time.perf_counter() - written, 4)
             handle.samples_written += len(pcm)
         await self._output.drained()

@@ -25,7 +25,9 @@ class MediaOutput(Protocol):
     paces it (20 ms RTP packets, WebSocket media messages, a sound card).
     ``clear`` drops everything queued — barge-in.  ``drained`` resolves once
     all queued audio has been played to the caller (immediately for
-    transports with no real-time clock, such as fixtures).
+    transports with no real-time clock, such as fixtures).  ``playing``
+    resolves once the first audio written to an idle output has gone out on
+    the wire: the "first packet" stage of a reply's latency.
     """
 
     def write(self, pcm: np.ndarray) -> None: ...
@@ -33,6 +35,8 @@ class MediaOutput(Protocol):
     def clear(self) -> None: ...
 
     async def drained(self) -> None: ...
+
+    async def playing(self) -> None: ...
 
 
 @runtime_checkable

@@ -83,6 +83,9 @@ class FixtureOutput:
     async def drained(self) -> None:
         self._close_reply()
 
+    async def playing(self) -> None:
+        """Play-out is instantaneous."""
+
     def _close_reply(self) -> None:
         if self.replies[-1]:
             self.replies.append([])

@@ -241,6 +241,9 @@ class LocalAudioOutput:
         self.buffer.clear()
         self._emptied.set()
 
+    async def playing(self) -> None:
+        """The sound card pulls from the buffer at once; its own latency is not visible."""
+
     async def drained(self) -> None:
         while not (self._closed or self.buffer.empty):
             self._emptied.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 
@@ -254,3 +255,20 @@ async def test_clear_silences_at_once_and_releases_drained() -> None:
     buffer.clear()
     await buffer.drained()
     assert not buffer.next_frame().any()
+
+
+async def test_playing_resolves_when_the_media_clock_takes_the_first_frame() -> None:
+    buffer = PlayoutBuffer()
+    await asyncio.wait_for(buffer.playing(), 1)  # idle: nothing to wait for
+    buffer.write(np.ones(800, np.int16))
+    waiter = asyncio.ensure_future(buffer.playing())
+    await asyncio.sleep(0.01)
+    assert not waiter.done()  # queued, not yet on the wire
+    buffer.write(np.ones(800, np.int16))  # more audio does not re-arm it
+    buffer.next_frame()
+    await asyncio.wait_for(waiter, 1)
+    buffer.clear()
+    buffer.write(np.ones(160, np.int16))
+    stalled = asyncio.ensure_future(buffer.playing())
+    buffer.close()  # a call that ends releases anyone waiting
+    await asyncio.wait_for(stalled, 1)

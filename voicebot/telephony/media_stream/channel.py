@@ -107,6 +107,8 @@ class MediaStreamOutput:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._sending = asyncio.Event()
+        self._sending.set()
         self._clear_pending = False
         self._closed = False
         self._play_until = 0.0  # when the carrier will have played all we sent
@@ -119,6 +121,8 @@ class MediaStreamOutput:
         if self._closed or len(pcm) == 0:
             return
         ulaw = ulaw_encode(np.asarray(pcm, dtype=np.int16))
+        if not self._queue:
+            self._sending.clear()
         self._queue.extend(ulaw[i : i + FRAME_SAMPLES] for i in range(0, len(ulaw), FRAME_SAMPLES))
         name = next(self._names)
         self._queue.append(_MarkItem(name))
@@ -131,9 +135,14 @@ class MediaStreamOutput:
         self._queue.clear()
         self._unechoed.clear()
         self._idle.set()
+        self._sending.set()
         if not self._closed:
             self._clear_pending = True
             self._wake.set()
+
+    async def playing(self) -> None:
+        """Resolve once the first media message of what was written has been sent."""
+        await self._sending.wait()
 
     async def drained(self) -> None:
         """Wait until the caller has heard everything written (mark echoed)."""
@@ -166,6 +175,7 @@ class MediaStreamOutput:
         self._queue.clear()
         self._unechoed.clear()
         self._idle.set()
+        self._sending.set()
         self._wake.set()
 
     async def run(self) -> None:
@@ -199,6 +209,7 @@ class MediaStreamOutput:
             self._check_idle()
         else:
             await self._send_text(self._serializer.media(item))
+            self._sending.set()
             self._play_until = max(self._play_until, self._clock()) + len(item) / SAMPLE_RATE
 
     async def _sleep(self, seconds: float | None) -> None:

@@ -72,22 +72,31 @@ class PlayoutBuffer:
         self._chunks: deque[np.ndarray] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._sending = asyncio.Event()
+        self._sending.set()
         self._closed = False
 
     def write(self, pcm: np.ndarray) -> None:
         pcm = np.asarray(pcm, dtype=np.int16).reshape(-1)
         if self._closed or len(pcm) == 0:
             return
+        if not self._chunks:
+            self._sending.clear()
         self._chunks.append(pcm)
         self._idle.clear()
 
     def clear(self) -> None:
         self._chunks.clear()
         self._idle.set()
+        self._sending.set()
 
     async def drained(self) -> None:
         """Resolve once everything written has gone out (or the call ended)."""
         await self._idle.wait()
+
+    async def playing(self) -> None:
+        """Resolve once the media clock has taken the first frame of what was written."""
+        await self._sending.wait()
 
     @property
     def queued_samples(self) -> int:
@@ -106,6 +115,8 @@ class PlayoutBuffer:
                 self._chunks.popleft()
             else:
                 self._chunks[0] = chunk[take:]
+        if filled:
+            self._sending.set()
         if not self._chunks:
             self._idle.set()
         return out

@@ -1,0 +1,170 @@
+"""Turn taking for one call: endpointing, early transcription, semantic end of turn.
+
+The slow part of a reply is not Rasa or TTS but waiting — for the caller to be
+surely finished, then for Whisper.  This overlaps the two::
+
+    caller stops ─ pause_s ─► STT starts on the words so far (SpeechPaused)
+                                 │
+                                 ├─ caller talks again ──► result dropped (SpeechResumed)
+                                 ├─ reads finished ───────► turn ends now (end_turn)
+                                 └─ reads unfinished ─────► turn ends at end_silence_s,
+                                                            transcript already there
+
+The audio at the pause is exactly the audio at the end of the turn (the
+endpointer keeps ``pause_s`` of trailing silence either way), so an early
+transcript is reused as is, never approximated.
+
+On compressed time (fixtures) a whole caller turn is pushed in one go, so the
+endpointer's silence rule ends the turn before any early transcript returns:
+the result is the same on every run, and the early STT still saves the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from voicebot.audio.endpointing import (
+    Endpointer,
+    EndpointEvent,
+    SpeechPaused,
+    SpeechResumed,
+    UtteranceEnded,
+)
+from voicebot.frames import Utterance
+from voicebot.speech.stt import Transcript
+
+
+class SpeechToText(Protocol):
+    """What turn taking needs from STT (``Transcriber`` satisfies it)."""
+
+    async def transcribe(self, pcm: np.ndarray) -> Transcript: ...
+
+
+@dataclass
+class _Early:
+    """One transcription started at a pause, keyed by the audio it reads."""
+
+    key: tuple[float, float]
+    task: asyncio.Task[Transcript]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTranscript:
+    """A caller turn's transcript and what it cost the caller in waiting."""
+
+    transcript: Transcript
+    wait_s: float  # from the end of the turn to the transcript (what the caller hears)
+    early: bool  # taken at the pause, before the turn ended
+    stt_runs: int  # transcriptions started for this turn, including dropped ones
+
+
+def _key(utterance: Utterance) -> tuple[float, float]:
+    return (utterance.started_at, utterance.ended_at)
+
+
+class TurnTaking:
+    """Feeds caller audio to the endpointer and STT; reports events to ``on_event``.
+
+    ``reads_complete`` judges an early transcript; when it says "finished" and
+    the caller is still quiet, the turn ends without waiting out the silence.
+    Ended turns keep their early transcript until the session asks for it, so
+    a caller who talks on while the bot is busy does not cost a re-run.
+    """
+
+    def __init__(
+        self,
+        endpointer: Endpointer,
+        stt: SpeechToText,
+        on_event: Callable[[EndpointEvent], None],
+        reads_complete: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.endpointer = endpointer
+        self._stt = stt
+        self._on_event = on_event
+        self._reads_complete = reads_complete
+        self._current: _Early | None = None  # for the turn still open
+        self._runs = 0  # early runs for the turn still open
+        self._ended: dict[tuple[float, float], tuple[_Early | None, int]] = {}
+        self.early_ends = 0  # turns ended on their words, not on silence
+
+    def push(self, pcm: np.ndarray) -> None:
+        """Feed caller audio; events go to ``on_event`` in order."""
+        for event in self.endpointer.push(pcm):
+            self._handle(event)
+
+    async def transcript(self, utterance: Utterance) -> TurnTranscript:
+        """The turn's transcript: the early one when it read this very audio."""
+        ended = time.perf_counter()
+        early, runs = self._ended.pop(_key(utterance), (None, 0))
+        if early is not None:
+            transcript = await early.task
+            return TurnTranscript(transcript, time.perf_counter() - ended, True, runs)
+        transcript = await self._stt.transcribe(utterance.pcm)
+        return TurnTranscript(transcript, time.perf_counter() - ended, False, runs + 1)
+
+    def close(self) -> None:
+        """Drop every transcription still queued (the call is over)."""
+        for early, _runs in self._ended.values():
+            _drop(early)
+        self._ended.clear()
+        _drop(self._current)
+        self._current = None
+
+    # ------------------------------------------------------------------ events
+
+    def _handle(self, event: EndpointEvent) -> None:
+        if isinstance(event, SpeechPaused):
+            self._start_early(event.utterance)
+        elif isinstance(event, SpeechResumed):
+            _drop(self._current)
+            self._current = None
+        elif isinstance(event, UtteranceEnded):
+            self._keep_for(event.utterance)
+        self._on_event(event)
+
+    def _keep_for(self, utterance: Utterance) -> None:
+        current, self._current = self._current, None
+        if current is not None and current.key != _key(utterance):
+            _drop(current)  # a forced end (max length) cut different audio
+            current = None
+        self._ended[_key(utterance)] = (current, self._runs)
+        self._runs = 0
+
+    def _start_early(self, utterance: Utterance) -> None:
+        _drop(self._current)
+        task = asyncio.ensure_future(self._stt.transcribe(utterance.pcm))
+        self._current = _Early(_key(utterance), task)
+        self._runs += 1
+        if self._reads_complete is not None:
+            task.add_done_callback(self._maybe_end_turn)
+
+    def _maybe_end_turn(self, task: asyncio.Task[Transcript]) -> None:
+        """An early transcript is in: end the turn now if it reads finished."""
+        current = self._current
+        if current is None or current.task is not task or task.cancelled():
+            return
+        if task.exception() is not None or not self.endpointer.paused:
+            return
+        if self._reads_complete is not None and self._reads_complete(task.result().text):
+            self.early_ends += 1
+            for event in self.endpointer.end_turn():
+                self._handle(event)
+
+
+def _drop(early: _Early | None) -> None:
+    """Forget a stale transcription; one still queued never runs."""
+    if early is not None:
+        early.task.add_done_callback(_retrieve)
+        early.task.cancel()
+
+
+def _retrieve(task: asyncio.Task[Transcript]) -> None:
+    """Mark a dropped task's outcome as seen (no 'exception never retrieved')."""
+    if not task.cancelled():
+        task.exception()
