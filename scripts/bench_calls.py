@@ -547,6 +547,39 @@ async def pause_calls(server: Server, utterances: list[Utterance]) -> dict:
     }
 
 
+def unmatched_calls(
+    results: list[CallResult], records: dict[str, dict], server: Server
+) -> list[dict]:
+    """Calls whose record does not have one speech turn per utterance sent: what the bot
+    heard instead (a dropped "Hello" answered only by the silence prompt, a split turn)."""
+    out = []
+    for r in results:
+        record = records.get(r.sip_call_id)
+        turns = [t for t in (record or {}).get("turns", []) if t["input"] != "none" or t["index"]]
+        if record is not None and sum(t["input"] == "speech" for t in turns) == len(r.turns):
+            continue
+        out.append(
+            {
+                "sip_call_id": r.sip_call_id,
+                "sent": [t["fixture"] for t in r.turns],
+                "record_turns": [
+                    {k: t.get(k) for k in ("input", "caller_text", "bot_text", "timings")}
+                    | {"voiced_s": (t.get("audio") or {}).get("voiced_s")}
+                    for t in turns
+                ],
+                "log": call_log(server, (record or {}).get("call_id")),
+            }
+        )
+    return out
+
+
+def call_log(server: Server, call_id: str | None) -> list[str]:
+    """The server's log lines for one call (why a turn went unanswered)."""
+    if not call_id:
+        return []
+    return [line.strip() for line in server.log_lines if f"call_id={call_id}" in line][:80]
+
+
 def call_turns(result: CallResult, record: dict | None) -> list[dict]:
     speech = [t for t in (record or {}).get("turns", []) if t["input"] == "speech"]
     out = []
@@ -738,6 +771,7 @@ async def main(args: argparse.Namespace) -> dict:
                 level["call_turns"] = [
                     call_turns(r, records.get(r.sip_call_id)) for r in level["_results"]
                 ]
+                level["unmatched_calls"] = unmatched_calls(level["_results"], records, server)
             all_results = [r for s in sweep for r in s.pop("_results")]
             report["concurrency"] = sweep
             report["breakdown"] = breakdown(

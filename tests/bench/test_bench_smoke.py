@@ -17,7 +17,14 @@ from voicebot.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("endpoint_wait_s", "stt_s", "dialogue_s", "tts_first_audio_s")
+STAGES = (
+    "endpoint_wait_s",
+    "stt_wait_s",
+    "dialogue_s",
+    "tts_first_audio_s",
+    "first_packet_s",
+    "stt_s",
+)
 
 
 def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
@@ -51,6 +58,9 @@ def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
     for stage in STAGES:
         assert breakdown[stage]["n"] >= 1 and isinstance(breakdown[stage]["median_s"], float)
     assert "unexplained_rtp_s" in breakdown
+    for share in ("stt_early_share", "semantic_end_share"):
+        assert 0.0 <= breakdown[share] <= 1.0
+    assert breakdown["stt_runs_per_turn"] >= 1.0
 
     [endpointing] = report["endpointing"]
     assert endpointing["record_found"] and endpointing["utterances"] == 1

@@ -16,6 +16,11 @@ from voicebot.dialogue.turn_completion import reads_complete
         "Yes.",
         "No, that's not what I asked!",
         "I'd like to check my balance, please.",
+        "Hello",  # a whole answer without Whisper's full stop
+        "Thank you",
+        "Yes, I do.",
+        "What can you do?",
+        "I'd like to complain.",
     ],
 )
 def test_finished_requests(text: str) -> None:
@@ -35,6 +40,10 @@ def test_finished_requests(text: str) -> None:
         "Um.",
         "I'd like to...",
         "My balance is…",
+        "My card was.",
+        "I need to reset.",  # "to <verb>" still wants its object
+        "I'd like to check.",
+        "My card",
     ],
 )
 def test_unfinished_words(text: str) -> None:

@@ -20,20 +20,16 @@ from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
 from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, InputFrame, silence, split_frames
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
-
-
-@dataclass
-class Said:
-    text: str
-    elapsed_s: float = 0.0
+from voicebot.speech.stt import Transcript
 
 
 class FakeTranscriber:
     def __init__(self, texts: list[str]) -> None:
         self.texts = list(texts)
 
-    async def transcribe(self, pcm: np.ndarray) -> Said:
-        return Said(self.texts.pop(0) if self.texts else "")
+    async def transcribe(self, pcm: np.ndarray) -> Transcript:
+        text = self.texts.pop(0) if self.texts else ""
+        return Transcript(text, -0.3, 0.0 if text else 0.9, len(pcm) / 8000, 0.0, 8.0)
 
 
 class FakeSynthesizer:

@@ -40,6 +40,7 @@ from voicebot.session.services import Services
 from voicebot.session.speech import Speaker, SpeechHandle
 from voicebot.session.turn_taking import TurnTaking
 from voicebot.speech.numbers import normalize_digits
+from voicebot.speech.stt import Transcript
 from voicebot.telephony.channel import CallChannel
 from voicebot.transfer import TransferPolicy, TurnObservation, VerifiedFacts, summary
 
@@ -284,7 +285,7 @@ class CallSession:
             return
         text = heard.transcript.text.strip()
         if not text:
-            await self._not_heard(utterance)
+            await self._not_heard(utterance, heard.transcript)
             return
         if self._expects_pin or any(h in text.lower() for h in _PIN_HINTS):
             text = normalize_digits(text)
@@ -298,10 +299,17 @@ class CallSession:
         audio = {k: round(v, 3) for k, v in utterance.stats.items()}
         await self._converse(text, "speech", timings, audio=audio)
 
-    async def _not_heard(self, utterance: Utterance) -> None:
+    async def _not_heard(self, utterance: Utterance, transcript: Transcript) -> None:
         """Real speech that STT could not read: ask again rather than leave dead air."""
         voiced = utterance.stats.get("voiced_s", 0.0)
-        self.log.event("empty_transcript", voiced_s=round(voiced, 2))
+        self.log.event(
+            "empty_transcript",
+            voiced_s=round(voiced, 2),
+            audio_s=round(transcript.audio_s, 2),
+            rms_dbfs=round(utterance.stats.get("rms_dbfs", 0.0), 1),
+            no_speech_prob=round(transcript.no_speech_prob, 2),
+            avg_logprob=round(transcript.avg_logprob, 2),
+        )
         cfg = self.config.session
         if voiced >= cfg.not_heard_min_voiced_s:
             self.record.add_turn("[not understood]", "speech", bot_text=cfg.not_heard_prompt)

@@ -373,6 +373,7 @@ class CallLeg:
             concealed_frames=jitter.concealed,
             dtmf=stats.dtmf,
             max_clock_lag_ms=round(stats.max_lag_ms, 2),
+            skipped_ticks=stats.skipped_ticks,
         )
 
     # --------------------------------------------------------- media events
