@@ -33,6 +33,7 @@ from voicebot.dialogue.turn_completion import reads_complete
 from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, Utterance
 from voicebot.logs import CallLogger
 from voicebot.session.handover import HandoverTexts, hand_over
+from voicebot.session.keypad import KeypadEntry
 from voicebot.session.observe import observe
 from voicebot.session.record import CallRecord, Turn, utc_now
 from voicebot.session.redaction import mask_keyed_digits, mask_pin
@@ -47,7 +48,6 @@ from voicebot.transfer import TransferPolicy, TurnObservation, VerifiedFacts, su
 if TYPE_CHECKING:
     from voicebot.handoff import HandoffPackage, TransferQueue
 
-PIN_LENGTH = 4
 MAX_DIALOGUE_FAILURES = 3
 _PIN_HINTS = ("pin", "code", "number is")
 
@@ -95,8 +95,7 @@ class CallSession:
         self._media_time = 0.0
         self._listening_since = 0.0
         self._caller_speaking = False
-        self._digits = ""
-        self._last_digit_at = 0.0
+        self.keypad = KeypadEntry(self.config.session.dtmf_interdigit_s)
         self._expects_pin = False
         self._silence_prompts = 0
         self._dialogue_failures = 0
@@ -155,7 +154,7 @@ class CallSession:
                     self.turns.push(frame.pcm)
                     self._check_timers()
                 elif isinstance(frame, DtmfFrame):
-                    self._last_digit_at = self._media_time
+                    self.keypad.pressed_at(self._media_time)
                     self._post(frame)
                 elif isinstance(frame, HangupFrame):
                     self._post(frame)
@@ -183,10 +182,9 @@ class CallSession:
 
     def _check_timers(self) -> None:
         cfg = self.config.session
-        if self._digits and self._media_time - self._last_digit_at >= cfg.dtmf_interdigit_s:
-            self._last_digit_at = float("inf")
+        if self.keypad.timed_out(self._media_time):
             self._post(DigitsTimedOut())
-        quiet = self._idle.is_set() and not self._caller_speaking and not self._digits
+        quiet = self._idle.is_set() and not self._caller_speaking and not self.keypad.pending
         if quiet and self._media_time - self._listening_since >= cfg.silence_prompt_s:
             self._listening_since = self._media_time
             self._post(SilenceTimedOut())
@@ -219,7 +217,7 @@ class CallSession:
         elif isinstance(event, DtmfFrame):
             await self._on_digit(event.digit)
         elif isinstance(event, DigitsTimedOut):
-            await self._submit_digits()
+            await self._submit_digits(self.keypad.take())
         elif isinstance(event, SilenceTimedOut):
             await self._on_silence()
         elif isinstance(event, ShutdownRequested):
@@ -243,7 +241,7 @@ class CallSession:
             event = await self._race(handle)
             if event is None:
                 break
-            if isinstance(event, DtmfFrame) and event.digit == "0" and not self._digits:
+            if isinstance(event, DtmfFrame) and event.digit == "0" and not self.keypad.pending:
                 handle.interrupt()
                 turn.bot_interrupted = True
             if isinstance(event, ShutdownRequested):
@@ -316,18 +314,12 @@ class CallSession:
             await self._speak(cfg.not_heard_prompt)
 
     async def _on_digit(self, digit: str) -> None:
-        if digit == "0" and not self._digits and not self._expects_pin:
-            await self._converse(dtmf_message("0", expects_pin=False), "dtmf", {}, shown="0")
-            return
-        if digit == "#":
-            await self._submit_digits()
-            return
-        self._digits += digit
-        if self._expects_pin and len(self._digits) >= PIN_LENGTH:
-            await self._submit_digits()
+        entry = self.keypad.press(digit, expects_pin=self._expects_pin)
+        if entry is not None:
+            await self._submit_digits(entry)
 
-    async def _submit_digits(self) -> None:
-        digits, self._digits = self._digits, ""
+    async def _submit_digits(self, digits: str) -> None:
+        """A finished keypad entry: a PIN, the lone 0 for a person, or stray keys."""
         if not digits:
             return
         if not self._expects_pin and digits != "0":
