@@ -9,12 +9,15 @@ import pytest
 
 from voicebot.audio.vad import (
     LATENCY_SAMPLES,
+    QUIET_RESET_S,
     WINDOW_SAMPLES,
     SileroVad,
     VadModelError,
     default_model_path,
     shared_vad,
 )
+from voicebot.audio.wavfile import read_audio
+from voicebot.config import PROJECT_ROOT
 from voicebot.frames import silence, split_frames
 
 SENTENCE = "I would like to check the balance on my savings account please"
@@ -99,3 +102,19 @@ def test_float_and_int16_input_agree(vad: SileroVad, speak) -> None:
     np.testing.assert_allclose(vad.stream().push(speech), vad.stream().push(as_float), atol=1e-6)
     with pytest.raises(TypeError):
         vad.stream().push(np.zeros(256, np.int32))
+
+
+def test_a_quiet_second_clears_the_models_memory(vad: SileroVad) -> None:
+    """Found on real calls: after earlier turns a short "Hello." scored under the speech
+    threshold (peak 0.35–0.41) while a fresh stream scored it 0.62."""
+    fixtures = PROJECT_ROOT / "audio_fixtures" / "utterances"
+    hello = read_audio(fixtures / "greet_hello.wav")
+    names = ("thanks_plain", "balance_whats_my")
+    earlier = [read_audio(fixtures / f"{name}.wav") for name in names]
+    history = np.concatenate([silence(2.0), *(p for e in earlier for p in (e, silence(5.3)))])
+    stream = vad.stream()
+    stream.push(history)
+    after_turns = max(stream.push(hello))
+    fresh = max(vad.stream().push(np.concatenate([silence(2.0), hello])))
+    assert after_turns > 0.5 and after_turns == pytest.approx(fresh, abs=0.1)
+    assert QUIET_RESET_S <= 1.0  # the pause between two turns always clears it

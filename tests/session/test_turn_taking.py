@@ -22,7 +22,7 @@ from voicebot.audio.endpointing import (
 )
 from voicebot.config import EndpointingConfig
 from voicebot.frames import silence, split_frames
-from voicebot.session.turn_taking import TurnTaking
+from voicebot.session.turn_taking import MAX_UNCLAIMED_TURNS, TurnTaking
 from voicebot.speech.stt import Transcript
 
 CONFIG = EndpointingConfig(
@@ -168,3 +168,17 @@ async def test_close_cancels_queued_transcriptions() -> None:
     call.turns.close()
     await asyncio.sleep(0)
     assert early.task.cancelled()
+
+
+async def test_on_hold_nothing_is_transcribed_and_unclaimed_turns_are_bounded() -> None:
+    stt = GatedStt(*(f"Turn {i}." for i in range(10)))
+    call = Call(stt)
+    call.turns.transcribing = False
+    await call.feed(np.concatenate([speech(0.5), silence(1.2)]))
+    assert stt.calls == [] and len(call.of(UtteranceEnded)) == 1
+    call.turns.transcribing = True
+    for _ in range(MAX_UNCLAIMED_TURNS + 2):
+        await call.feed(np.concatenate([speech(0.5), silence(1.2)]))
+    assert len(call.turns._ended) == MAX_UNCLAIMED_TURNS
+    latest = call.of(UtteranceEnded)[-1].utterance
+    assert (await call.turns.transcript(latest)).early

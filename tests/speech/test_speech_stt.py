@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from voicebot.audio.wavfile import read_audio
 from voicebot.frames import SAMPLE_RATE, silence
 from voicebot.speech import stt
 from voicebot.speech.numbers import normalize_digits
@@ -131,3 +133,12 @@ async def test_prompt_echo_is_retried_without_the_prompt(
     assert prompted == [True, False]
     assert result.window_s == 8.0
     assert "opening hours" in result.text.lower()
+
+
+async def test_a_noisy_pin_the_prompt_misreads_is_read_without_it(transcriber: Transcriber) -> None:
+    """Captured from a fixture call: with the domain prompt Whisper reads "431," and judges
+    it no speech (0.62, log-prob -1.35); without the prompt it hears "4-3-2-1"."""
+    pcm = read_audio(Path(__file__).parent / "data" / "noisy_pin_misread_with_prompt.wav")
+    assert transcriber.prompt  # the production set-up: with the domain prompt
+    result = await transcriber.transcribe(pcm)
+    assert normalize_digits(result.text).replace("-", "").replace(" ", "") == "4321"

@@ -34,6 +34,10 @@ WINDOW_SAMPLES = MODEL_WINDOW * SAMPLE_RATE // MODEL_RATE  # 256 at 8 kHz
 WINDOW_S = WINDOW_SAMPLES / SAMPLE_RATE  # 0.032
 _HALF_TAPS = 16  # half-band FIR: 32 taps for the interpolated phase
 LATENCY_SAMPLES = _HALF_TAPS  # 8 kHz samples of upsampler delay (2 ms)
+# Quiet this long (every window under QUIET_PROB) and the model's memory is cleared.
+QUIET_PROB = 0.1
+QUIET_RESET_S = 1.0
+QUIET_RESET_WINDOWS = round(QUIET_RESET_S / WINDOW_S)
 
 
 class VadModelError(RuntimeError):
@@ -160,8 +164,7 @@ class VadStream:
         self._up.reset()
         self._pending = np.zeros(0, dtype=np.float32)
         self._context = np.zeros(MODEL_CONTEXT, dtype=np.float32)
-        self._h = np.zeros((1, 1, 128), dtype=np.float32)
-        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._clear_state()
         self.windows = 0
 
     def push(self, pcm: np.ndarray) -> list[float]:
@@ -178,9 +181,41 @@ class VadStream:
         contexts = np.vstack([self._context[None, :], frames[:-1, -MODEL_CONTEXT:]])
         self._context = frames[-1, -MODEL_CONTEXT:].copy()
         rows = np.ascontiguousarray(np.hstack([contexts, frames]))
-        probs, self._h, self._c = self._vad.run(rows, self._h, self._c)
         self.windows += n
-        return [float(p) for p in probs]
+        return self._infer(rows)
+
+    def _infer(self, rows: np.ndarray) -> list[float]:
+        """Run the model over ``rows``, clearing its memory after a long quiet stretch.
+
+        Why: after seconds of silence the LSTM state depresses the next onset's
+        score — the same "Hello." peaked at 0.35 after two earlier turns and 0.62
+        from a fresh state (fixtures through 8 kHz), and slipped under the speech
+        threshold on real calls.  Zeroing the state once the line has been quiet
+        for ``QUIET_RESET_S`` gives every turn a fresh model, as a new stream
+        would.  Windows run batched; a reset inside a batch re-runs the rest from
+        the zero state, so results do not depend on how the audio was chunked.
+        """
+        out: list[float] = []
+        while len(rows):
+            probs, h, c = self._vad.run(rows, self._h, self._c)
+            done = len(rows)
+            for i, p in enumerate(probs):
+                out.append(float(p))
+                self._quiet = self._quiet + 1 if p < QUIET_PROB else 0
+                if self._quiet >= QUIET_RESET_WINDOWS:
+                    done = i + 1
+                    break
+            rows = rows[done:]
+            if self._quiet >= QUIET_RESET_WINDOWS:
+                self._clear_state()
+            else:
+                self._h, self._c = h, c
+        return out
+
+    def _clear_state(self) -> None:
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._quiet = 0
 
 
 def _as_float(pcm: np.ndarray) -> np.ndarray:

@@ -420,12 +420,17 @@ class CallSession:
             store.save_handoff(package.to_dict(), "no_agent", utc_now())
 
     async def wait_for_hangup(self) -> None:
-        """While on hold: ignore everything but the caller leaving."""
-        while True:
-            event = await self._events.get()
-            if isinstance(event, HangupFrame):
-                self._hung_up_by_caller = True
-                return
+        """While on hold: ignore everything but the caller leaving (and transcribe nothing)."""
+        self.turns.transcribing = False
+        self.turns.close()
+        try:
+            while True:
+                event = await self._events.get()
+                if isinstance(event, HangupFrame):
+                    self._hung_up_by_caller = True
+                    return
+        finally:
+            self.turns.transcribing = True
 
     async def ask_yes_no(self, question: str) -> bool:
         """Ask, then read the caller's next turn as yes (Rasa ``affirm``, key 1) or no."""

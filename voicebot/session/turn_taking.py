@@ -39,6 +39,10 @@ from voicebot.audio.endpointing import (
 from voicebot.frames import Utterance
 from voicebot.speech.stt import Transcript
 
+# Ended turns whose transcript nobody has asked for yet (the bot still busy with an
+# earlier one).  More than this means nobody is listening (the caller on hold).
+MAX_UNCLAIMED_TURNS = 4
+
 
 class SpeechToText(Protocol):
     """What turn taking needs from STT (``Transcriber`` satisfies it)."""
@@ -92,6 +96,7 @@ class TurnTaking:
         self._runs = 0  # early runs for the turn still open
         self._ended: dict[tuple[float, float], tuple[_Early | None, int]] = {}
         self.early_ends = 0  # turns ended on their words, not on silence
+        self.transcribing = True  # False while nobody will read the words (on hold)
 
     def push(self, pcm: np.ndarray) -> None:
         """Feed caller audio; events go to ``on_event`` in order."""
@@ -135,9 +140,15 @@ class TurnTaking:
             current = None
         self._ended[_key(utterance)] = (current, self._runs)
         self._runs = 0
+        while len(self._ended) > MAX_UNCLAIMED_TURNS:
+            oldest = next(iter(self._ended))
+            _drop(self._ended.pop(oldest)[0])
 
     def _start_early(self, utterance: Utterance) -> None:
         _drop(self._current)
+        self._current = None
+        if not self.transcribing:
+            return
         task = asyncio.ensure_future(self._stt.transcribe(utterance.pcm))
         self._current = _Early(_key(utterance), task)
         self._runs += 1

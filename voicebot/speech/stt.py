@@ -274,8 +274,8 @@ class Transcriber:
         max_new = int(audio_s * MAX_TOKENS_PER_S) + EXTRA_TOKENS
         prompted = bool(self._prompt_ids)
         decoded = self._decode(encoded, max_new, with_prompt=prompted)
-        if decoded is None and prompted:
-            decoded = self._decode(encoded, max_new, with_prompt=False)
+        if prompted and (decoded is None or not decoded.text):
+            decoded = self._without_prompt(encoded, max_new, decoded)
         if decoded is None:
             log.info("event=stt_fallback audio_s=%.2f window_s=%.0f", audio_s, window_s)
             return self._standard_sync(audio), FULL_WINDOW_S
@@ -304,6 +304,16 @@ class Transcriber:
         if with_prompt and has_stutter(text):
             return self._prefer_unprompted(encoded, max_new, decoded)
         return decoded
+
+    def _without_prompt(
+        self, encoded: object, max_new: int, prompted: _Decoded | None
+    ) -> _Decoded | None:
+        """The prompted decode failed or heard nothing: the prompt can mislead on a noisy
+        line (a spoken PIN read as "431," and judged no speech; unprompted "4-3-2-1")."""
+        plain = self._decode(encoded, max_new, with_prompt=False)
+        if plain is None or (prompted is not None and not plain.text):
+            return prompted
+        return plain
 
     def _prefer_unprompted(self, encoded: object, max_new: int, prompted: _Decoded) -> _Decoded:
         """A word said twice may be the prompt talking ("yes, yes"): ask again without it."""
