@@ -474,20 +474,27 @@ async def start_and_first_call(
     return startup, result
 
 
-async def concurrent_calls(server: Server, n: int, utterances: list[Utterance]) -> dict:
+async def concurrent_calls(
+    server: Server, n: int, utterances: list[Utterance], min_turns: int = 1
+) -> dict:
+    """``n`` calls at once, repeated in rounds until at least ``min_turns`` turns are timed
+    (one call of four turns is too few for a median)."""
     loop = asyncio.get_running_loop()
     tr, uac = await loop.create_datagram_endpoint(
         lambda: SipUac(("127.0.0.1", server.sip_port)), local_addr=("127.0.0.1", 0)
     )
     uac.transport = tr
+    rounds = max(1, math.ceil(min_turns / (n * len(utterances))))
+    results: list[CallResult] = []
     with Sampler(server) as sampler:
         # stagger starts a little, as real calls do; rotate the utterance order per call
         async def one(i: int) -> CallResult:
-            await asyncio.sleep(0.25 * i)
+            await asyncio.sleep(0.25 * (i % n))
             k = i % len(utterances)
             return await run_call(uac, utterances[k:] + utterances[:k])
 
-        results = await asyncio.gather(*(one(i) for i in range(n)))
+        for r in range(rounds):
+            results += await asyncio.gather(*(one(r * n + i) for i in range(n)))
     tr.close()
     lat = [t["latency_s"] for r in results for t in r.turns if t["latency_s"] is not None]
     per_call = [
@@ -498,6 +505,7 @@ async def concurrent_calls(server: Server, n: int, utterances: list[Utterance]) 
     ]
     return {
         "calls": n,
+        "rounds": rounds,
         "latency": summary(lat),
         "per_call_median_s": [round(x, 4) for x in per_call],
         "turns_without_reply": sum(1 for r in results for t in r.turns if t["latency_s"] is None),
@@ -765,7 +773,8 @@ async def main(args: argparse.Namespace) -> dict:
             sweep = []
             for n in levels:
                 print(f"bench: {n} simultaneous call(s)…", file=sys.stderr, flush=True)
-                sweep.append(await concurrent_calls(server, n, routine))
+                min_turns = 1 if args.quick else args.min_turns
+                sweep.append(await concurrent_calls(server, n, routine, min_turns))
             records = server.records()
             for level in sweep:  # every turn, with the record's stage timings beside it
                 level["call_turns"] = [
@@ -841,6 +850,12 @@ def cli() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one call, short: a smoke run")
     parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument(
+        "--min-turns",
+        type=int,
+        default=12,
+        help="repeat a concurrency level in rounds until this many turns are timed",
+    )
     parser.add_argument(
         "--end-silence",
         default="",
