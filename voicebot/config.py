@@ -86,8 +86,10 @@ class EndpointingConfig:
     min_speech_s: float = 0.15
     # A pause this long starts STT on the words so far, before the turn is over.
     # The utterance keeps exactly this much silence after the last voiced window,
-    # so if the caller stays quiet the early transcript is the final one.
-    pause_s: float = 0.15
+    # so if the caller stays quiet the early transcript is the final one.  (Silero
+    # windows are 32 ms: 0.12 s is four of them.  Over SIP, 0.12 s instead of
+    # 0.15 s took ~30 ms off every reply with the same transcripts.)
+    pause_s: float = 0.12
     # End the turn as soon as that early transcript reads as a finished request
     # ("What's my balance?"), instead of waiting for ``end_silence_s``.
     semantic_end_of_turn: bool = True

@@ -234,7 +234,7 @@ def scripted(probs: list[float], **config: float) -> list[EndpointEvent]:
 
 
 def test_hysteresis_keeps_flickering_speech_together() -> None:
-    flicker = [0.0] * 5 + [0.9] * 5 + [0.45, 0.4, 0.55, 0.38] * 10 + [0.0] * 30
+    flicker = [0.0] * 5 + [0.9] * 5 + [0.45, 0.42, 0.55, 0.41] * 10 + [0.0] * 30
     events = scripted(flicker)
     (utt,) = [e.utterance for e in events if isinstance(e, UtteranceEnded)]
     assert utt.stats["voiced_s"] == pytest.approx(45 * 0.032)
@@ -242,7 +242,7 @@ def test_hysteresis_keeps_flickering_speech_together() -> None:
 
 
 def test_below_low_threshold_is_silence_and_restart_needs_high() -> None:
-    # 0.3 < 0.5 - 0.15: silence.  0.45 after silence does not restart speech.
+    # 0.3 < 0.5 - 0.1: silence.  0.45 after silence does not restart speech.
     probs = [0.9] * 10 + [0.3] * 5 + [0.45] * 5 + [0.9] * 10 + [0.0] * 30
     (utt,) = [e.utterance for e in scripted(probs) if isinstance(e, UtteranceEnded)]
     assert utt.stats["voiced_s"] == pytest.approx(20 * 0.032)
