@@ -751,6 +751,7 @@ async def main(args: argparse.Namespace) -> dict:
     report: dict = {
         "timestamp": stamp,
         "quick": args.quick,
+        "config_extra": args.config_extra,  # TOML on top of the defaults ("" = defaults)
         "machine": machine(),
         "method": {
             "latency": f"first bot RTP frame above {SPEECH_DBFS:.0f} dBFS minus send time of "
