@@ -725,6 +725,10 @@ def plot(report: dict, path: Path) -> None:
     medians = [bd[s]["median_s"] or 0 for s in stages]
     medians.append((bd.get("unexplained_rtp_s") or {}).get("median_s") or 0)
     axes[1].bar(labels, medians, color=["C0"] * len(stages) + ["C7"])
+    if "stt_s" in bd:  # STT runs during the pause, inside the endpoint wait
+        axes[1].bar(labels[0], bd["stt_s"]["median_s"] or 0, color="none", hatch="//",
+                    edgecolor="C1", label="of which STT (early)")
+        axes[1].legend(fontsize=8)
     axes[1].set(ylabel="median (s)", title="Per-stage breakdown (all sweep turns)")
     axes[1].tick_params(axis="x", rotation=20)
     ax2 = axes[2]

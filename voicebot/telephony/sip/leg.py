@@ -371,6 +371,7 @@ class CallLeg:
             rtp_received=stats.received,
             rtp_late=jitter.late,
             concealed_frames=jitter.concealed,
+            underruns=jitter.underruns,
             dtmf=stats.dtmf,
             max_clock_lag_ms=round(stats.max_lag_ms, 2),
             skipped_ticks=stats.skipped_ticks,
