@@ -61,6 +61,21 @@ PAUSE_SET = [
     "pause_reset_password",
     "pause_pin",
 ]
+# Barge-in: the caller talks over the bot's long "what can you do" reply.  Speech should stop
+# it; line noise and a cough should not.
+BARGE_PROMPT = "wcyd_what_can_you_do"
+BARGE_SPEECH = [
+    "balance_whats_my",
+    "human_agent",
+    "hours_opening",
+    "lost_card_lost",
+    "noisy_balance",
+    "noisy_agent",
+]
+BARGE_NOISE = ["nonspeech_line_noise_2s", "nonspeech_cough"]
+BARGE_AFTER_S = 1.5  # into the bot's reply
+BOT_STOPPED_QUIET_S = 0.3  # bot silent this long after the caller's onset = it stopped
+BARGE_WINDOW_S = 1.5  # looked at after the onset
 BOT_DONE_SILENCE_S = 1.2  # bot silent this long after speaking = its reply is over
 TURN_TIMEOUT_S = 12.0
 
@@ -93,14 +108,23 @@ class Utterance:
     id: str
     frames: list[bytes]
     last_voiced: int  # index of the last frame above the speech threshold
+    onset: int | None  # first frame 10 dB above the line's noise floor (None: no speech)
 
     @classmethod
     def load(cls, fid: str) -> Utterance:
         pcm = read_audio(FIXTURES / "utterances" / f"{fid}.wav")
         pcm = np.concatenate([pcm, np.zeros((-len(pcm)) % FRAME, dtype=pcm.dtype)])
         chunks = [pcm[i : i + FRAME] for i in range(0, len(pcm), FRAME)]
-        voiced = [i for i, c in enumerate(chunks) if dbfs(c) > SPEECH_DBFS]
-        return cls(fid, [ulaw_encode(c) for c in chunks], voiced[-1] if voiced else len(chunks) - 1)
+        levels = [dbfs(c) for c in chunks]
+        voiced = [i for i, db in enumerate(levels) if db > SPEECH_DBFS]
+        floor = sorted(levels)[len(levels) // 5]  # noisy fixtures hiss above SPEECH_DBFS
+        onset = next((i for i, db in enumerate(levels) if db > max(SPEECH_DBFS, floor + 10)), None)
+        return cls(
+            fid,
+            [ulaw_encode(c) for c in chunks],
+            voiced[-1] if voiced else len(chunks) - 1,
+            onset,
+        )
 
 
 # ------------------------------------------------------------------ SIP UAC + RTP peer
@@ -163,8 +187,14 @@ class CallResult:
 
 
 async def run_call(
-    uac: SipUac, utterances: list[Utterance], caller: str = "+15550100", gap_s: float = 0.6
+    uac: SipUac,
+    utterances: list[Utterance],
+    caller: str = "+15550100",
+    gap_s: float = 0.6,
+    talk_over_s: float | None = None,
 ) -> CallResult:
+    """One call.  With ``talk_over_s`` each utterance after the first starts that long after
+    the bot's reply to the previous one began (barge-in), instead of after it ended."""
     loop = asyncio.get_running_loop()
     call_id = secrets.token_hex(10) + "@bench"
     res = CallResult(call_id)
@@ -260,44 +290,50 @@ async def run_call(
 
         sender = asyncio.create_task(send_loop())
 
-        async def wait_bot_done(after: float, timeout: float) -> float | None:
-            """First bot speech after ``after`` (None on timeout); then until it goes quiet."""
+        async def first_bot_speech(after: float, timeout: float) -> float | None:
             end = time.monotonic() + timeout
-            first = None
             while time.monotonic() < end:
                 later = [t for t in rtp.speech_times if t > after]
                 if later:
-                    first = later[0]
-                    break
+                    return later[0]
                 await asyncio.sleep(0.01)
-            if first is None:
-                return None
-            while time.monotonic() < end + 20:
+            return None
+
+        async def bot_quiet() -> None:
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
                 if time.monotonic() - rtp.speech_times[-1] > BOT_DONE_SILENCE_S:
-                    break
+                    return
                 await asyncio.sleep(0.05)
-            return first
+
+        async def sent_at(frame_serial: int) -> float:
+            while frame_serial not in marks:
+                await asyncio.sleep(0.005)
+            return marks[frame_serial]
 
         # the disclosure: wait for it to be spoken, then to end
-        await wait_bot_done(t0, 20.0)
-        for utt in utterances:
-            await asyncio.sleep(gap_s)
+        if await first_bot_speech(t0, 20.0):
+            await bot_quiet()
+        talking_over = False
+        for i, utt in enumerate(utterances):
+            if not talking_over:
+                await asyncio.sleep(gap_s)
             base = serial + len(queue)
             queue.extend(utt.frames)
-            start_at = None
-            while (base + utt.last_voiced) not in marks:
-                if start_at is None and base in marks:
-                    start_at = marks[base]
-                await asyncio.sleep(0.005)
-            last_voiced_at = marks[base + utt.last_voiced]
-            first = await wait_bot_done(last_voiced_at, TURN_TIMEOUT_S)
-            res.turns.append(
-                {
-                    "fixture": utt.id,
-                    "sent_at_s": round((start_at or marks[base]) - t0, 3),
-                    "latency_s": round(first - last_voiced_at, 4) if first else None,
-                }
-            )
+            start_at = await sent_at(base)
+            onset_at = await sent_at(base + utt.onset) if utt.onset is not None else None
+            last_voiced_at = await sent_at(base + utt.last_voiced)
+            turn: dict = {"fixture": utt.id, "sent_at_s": round(start_at - t0, 3)}
+            if talking_over:
+                turn["bot_stopped_after_s"] = await bot_stopped(rtp, onset_at or start_at)
+            talking_over = talk_over_s is not None and i + 1 < len(utterances)
+            first = await first_bot_speech(last_voiced_at, TURN_TIMEOUT_S)
+            turn["latency_s"] = round(first - last_voiced_at, 4) if first else None
+            res.turns.append(turn)
+            if first and talking_over:
+                await asyncio.sleep(max(0.0, first + (talk_over_s or 0.0) - time.monotonic()))
+            elif first:
+                await bot_quiet()
             if res.error:
                 break
         sender.cancel()
@@ -313,6 +349,18 @@ async def run_call(
         rtp_tr.close()
         uac.queues.pop(call_id, None)
     return res
+
+
+async def bot_stopped(rtp: RtpPeer, onset_at: float) -> float | None:
+    """Seconds from the caller's speech onset to the bot's last speech packet before it went
+    quiet (None: it talked on for BARGE_WINDOW_S).  A pause between the bot's own words can
+    look the same, so the phase reports this only where the call record says interrupted."""
+    await asyncio.sleep(max(0.0, onset_at + BARGE_WINDOW_S - time.monotonic()))
+    heard = [t for t in rtp.speech_times if onset_at <= t <= onset_at + BARGE_WINDOW_S]
+    for t, nxt in zip(heard, [*heard[1:], math.inf], strict=True):
+        if nxt - t >= BOT_STOPPED_QUIET_S:
+            return round(t - onset_at, 4) if t < onset_at + BARGE_WINDOW_S - 0.1 else None
+    return 0.0  # quiet from the onset on
 
 
 # ------------------------------------------------------------------ the server under test
@@ -555,6 +603,51 @@ async def pause_calls(server: Server, utterances: list[Utterance]) -> dict:
     }
 
 
+async def barge_calls(server: Server, prompt: Utterance, others: list[Utterance]) -> dict:
+    """One call per interrupter, two at a time: ask "what can you do", talk over the reply
+    BARGE_AFTER_S into it.  The record says whether the reply was cut; RTP says how fast."""
+    loop = asyncio.get_running_loop()
+    tr, uac = await loop.create_datagram_endpoint(
+        lambda: SipUac(("127.0.0.1", server.sip_port)), local_addr=("127.0.0.1", 0)
+    )
+    uac.transport = tr
+    results: list[CallResult] = []
+    for i in range(0, len(others), 2):
+        results += await asyncio.gather(
+            *(run_call(uac, [prompt, o], talk_over_s=BARGE_AFTER_S) for o in others[i : i + 2])
+        )
+    tr.close()
+    await asyncio.sleep(0.5)
+    records = server.records()
+    cases = []
+    for other, r in zip(others, results, strict=True):
+        record = records.get(r.sip_call_id) or {}
+        replies = [t for t in record.get("turns", []) if t["input"] == "speech"]
+        interrupted = bool(replies) and replies[0]["bot_interrupted"]
+        stop = r.turns[1].get("bot_stopped_after_s") if len(r.turns) > 1 else None
+        cases.append(
+            {
+                "interrupter": other.id,
+                "speech": other.id not in BARGE_NOISE,
+                "bot_interrupted": interrupted,
+                "bot_stopped_after_s": stop if interrupted else None,
+                "heard": [t["caller_text"] for t in replies[1:]],
+                "error": r.error if r.error != "bot hung up" else None,
+            }
+        )
+    speech = [c for c in cases if c["speech"]]
+    stops = [c["bot_stopped_after_s"] for c in speech if c["bot_stopped_after_s"] is not None]
+    return {
+        "cases": cases,
+        "speech_stopped_bot": f"{sum(c['bot_interrupted'] for c in speech)}/{len(speech)}",
+        "noise_stopped_bot": (
+            f"{sum(c['bot_interrupted'] for c in cases if not c['speech'])}/"
+            f"{len(cases) - len(speech)}"
+        ),
+        "stop_after_onset": summary(stops),
+    }
+
+
 def unmatched_calls(
     results: list[CallResult], records: dict[str, dict], server: Server
 ) -> list[dict]:
@@ -726,8 +819,14 @@ def plot(report: dict, path: Path) -> None:
     medians.append((bd.get("unexplained_rtp_s") or {}).get("median_s") or 0)
     axes[1].bar(labels, medians, color=["C0"] * len(stages) + ["C7"])
     if "stt_s" in bd:  # STT runs during the pause, inside the endpoint wait
-        axes[1].bar(labels[0], bd["stt_s"]["median_s"] or 0, color="none", hatch="//",
-                    edgecolor="C1", label="of which STT (early)")
+        axes[1].bar(
+            labels[0],
+            bd["stt_s"]["median_s"] or 0,
+            color="none",
+            hatch="//",
+            edgecolor="C1",
+            label="of which STT (early)",
+        )
         axes[1].legend(fontsize=8)
     axes[1].set(ylabel="median (s)", title="Per-stage breakdown (all sweep turns)")
     axes[1].tick_params(axis="x", rotation=20)
@@ -752,6 +851,8 @@ async def main(args: argparse.Namespace) -> dict:
     levels = [1] if args.quick else [int(x) for x in args.concurrency.split(",")]
     routine = [Utterance.load(f) for f in (ROUTINE[:1] if args.quick else ROUTINE)]
     pause = [Utterance.load(f) for f in (PAUSE_SET[:1] if args.quick else PAUSE_SET)]
+    interrupters = [BARGE_SPEECH[0], BARGE_NOISE[0]] if args.quick else BARGE_SPEECH + BARGE_NOISE
+    barge = (Utterance.load(BARGE_PROMPT), [Utterance.load(f) for f in interrupters])
     report: dict = {
         "timestamp": stamp,
         "quick": args.quick,
@@ -763,6 +864,9 @@ async def main(args: argparse.Namespace) -> dict:
             "caller's last frame above it; disclosure skipped",
             "routine_fixtures": [u.id for u in routine],
             "pause_fixtures": [u.id for u in pause],
+            "barge_in": f"talk over the reply to {BARGE_PROMPT} {BARGE_AFTER_S} s into it; "
+            "stop = caller's speech onset (10 dB over the line's noise floor) to the bot's "
+            f"last speech frame before {BOT_STOPPED_QUIET_S} s of quiet",
         },
     }
     silences = [None] if not args.end_silence else [float(x) for x in args.end_silence.split(",")]
@@ -811,6 +915,8 @@ async def main(args: argparse.Namespace) -> dict:
                 ep["end_silence_s"] = args.configured_end_silence
                 ep["semantic_end_of_turn"] = not args.no_semantic
                 report["endpointing"] = [ep]
+            print("bench: barge-in…", file=sys.stderr, flush=True)
+            report["barge_in"] = await barge_calls(server, *barge)
         finally:
             server.stop()
         if silences != [None]:

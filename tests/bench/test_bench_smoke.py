@@ -73,3 +73,10 @@ def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
         "startup_le_15s",
         "peak_rss_le_1.5GB",
     }
+
+    # barge-in over SIP: words cut the bot's long reply, line noise does not
+    barge = {case["interrupter"]: case for case in report["barge_in"]["cases"]}
+    spoken, noise = barge["balance_whats_my"], barge["nonspeech_line_noise_2s"]
+    assert spoken["bot_interrupted"] and isinstance(spoken["bot_stopped_after_s"], float)
+    assert spoken["heard"] and "balance" in spoken["heard"][0].lower()
+    assert not noise["bot_interrupted"] and noise["bot_stopped_after_s"] is None

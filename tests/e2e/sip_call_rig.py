@@ -31,7 +31,6 @@ import re
 import shutil
 import signal
 import sqlite3
-import struct
 import subprocess
 import sys
 import time
@@ -45,7 +44,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voicebot.audio.g711 import ulaw_encode
+from tests.netns_tools import unshare_command
 from voicebot.audio.wavfile import read_audio
 from voicebot.config import PROJECT_ROOT
 
@@ -117,24 +116,12 @@ def report_inner_result(request: pytest.FixtureRequest) -> None:
         pytest.fail(f"in netns: {name} {outcome['status']}\n{outcome['message']}", pytrace=False)
 
 
-def _unshare_command() -> list[str]:
-    require("unshare", "util-linux")
-    base = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
-    probe = subprocess.run([*base, "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.fail(
-            f"cannot create a network namespace ({probe.stderr.strip()}): run as root, "
-            "or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
-        )
-    return base
-
-
 def run_module_in_netns(config: pytest.Config, nodeids: list[str], workdir: Path) -> dict[str, Any]:
     """Run these tests in one pytest subprocess inside ``unshare -n``; per-test results."""
     report = workdir / "junit.xml"
     script = 'ip link set lo up && exec "$@"'
     command = [
-        *_unshare_command(), "sh", "-c", script, "sh",
+        *unshare_command(), "sh", "-c", script, "sh",
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
         "-o", "junit_logging=system-out", f"--junitxml={report}", *nodeids,
     ]  # fmt: skip
@@ -575,27 +562,6 @@ def caller_script(parts: Iterable[tuple[float, Path]], total_s: float) -> Script
         assert active, f"no speech found in {path}"
         placed.append((path.stem, at_s + active[0][0], at_s + active[-1][1]))
     return Script(pcm, placed)
-
-
-def write_pcm_wav(path: Path, pcm: np.ndarray) -> Path:
-    """8 kHz mono signed 16-bit: the only format baresip's aufile plays."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.astype(np.int16).tobytes())
-    return path
-
-
-def write_ulaw_wav(path: Path, pcm: np.ndarray) -> Path:
-    """A plain WAVE_FORMAT_MULAW file (fmt 7, fact, data): what SIPp's rtp_stream plays."""
-    data = ulaw_encode(pcm.astype(np.int16))
-    fmt = struct.pack("<HHIIHHH", 7, 1, RATE, RATE, 1, 8, 0)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-    body += b"fact" + struct.pack("<II", 4, len(data))
-    body += b"data" + struct.pack("<I", len(data)) + data
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-    return path
 
 
 def frame_levels(pcm: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ import aiohttp
 import numpy as np
 import pytest
 from sip_call_rig import (
+    RATE,
     SERVER_HTTP_PORT,
     SERVER_SIP_PORT,
     BaresipCaller,
@@ -50,12 +51,11 @@ from sip_call_rig import (
     speech_segments,
     turn_with_intent,
     words,
-    write_pcm_wav,
-    write_ulaw_wav,
 )
 
 from tests.conftest import utterance
 from voicebot.audio.wavfile import read_audio as read_fixture
+from voicebot.audio.wavfile import write_wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip, pytest.mark.netns]
 
@@ -98,7 +98,7 @@ class Call:
         n = next(_ports)
         self.server = server
         self.script = script
-        wav = write_pcm_wav(workdir / "caller.wav", script.pcm)
+        wav = write_wav(workdir / "caller.wav", script.pcm, RATE)
         self.phone = BaresipCaller(workdir / "baresip", wav, 5070 + 2 * n, 4444 + n, CALLER)
         self.before = server.call_ids()
         self.enc = self.dec = np.zeros(0, np.int16)
@@ -313,7 +313,9 @@ async def test_eight_simultaneous_sipp_calls_each_get_their_own_record(
     calls, pause_s = 8, 27.0
     speech = read_fixture(utterance("check_balance"))
     pcm = np.concatenate([silence(FIRST_SPEECH_AT_S), speech])
-    wav = write_ulaw_wav(tmp_path / "caller_ulaw.wav", np.concatenate([pcm, silence(pause_s)]))
+    wav = write_wav(
+        tmp_path / "caller_ulaw.wav", np.concatenate([pcm, silence(pause_s)]), RATE, "ulaw"
+    )
     before = server.call_ids()
     peak = 0
     sipp = asyncio.create_task(

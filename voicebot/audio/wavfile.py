@@ -75,8 +75,9 @@ def write_wav(
     pcm: np.ndarray,
     rate: int = SAMPLE_RATE,
     encoding: Encoding = "pcm16",
-) -> None:
-    """Write mono ``pcm`` as WAV: 16-bit PCM, or G.711 μ-law/A-law for SIP peers (SIPp).
+) -> Path:
+    """Write mono ``pcm`` as WAV: 16-bit PCM, or G.711 μ-law/A-law for SIP peers (SIPp:
+    fmt 7 + fact + data, the layout its rtp_stream reads).  Returns ``path``.
 
     The samples are written at ``rate`` as given (no resampling): the caller
     decides what rate its audio is in.
@@ -91,3 +92,4 @@ def write_wav(
             raise TypeError(f"write_wav needs int16 or float audio, got {arr.dtype}")
         arr = _to_int16(arr.astype(np.float32))
     sf.write(Path(path), arr, rate, subtype=_SUBTYPES[encoding], format="WAV")
+    return Path(path)

@@ -12,11 +12,12 @@ the fix, so CI cannot go green without them.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from tests.netns_tools import unshare_command
 
 IN_NETNS = "VOICEBOT_IN_NETNS"
 
@@ -25,19 +26,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "netns: runs in a pytest subprocess inside a private network namespace"
     )
-
-
-def _unshare_command() -> list[str]:
-    if shutil.which("unshare") is None:
-        pytest.fail("util-linux `unshare` is needed to run SIP peer tests in a private netns")
-    base = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
-    probe = subprocess.run([*base, "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.fail(
-            f"cannot create a network namespace ({probe.stderr.strip()}): run as root, "
-            "or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
-        )
-    return base
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -51,7 +39,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 def _run_in_netns(item: pytest.Function) -> None:
     script = 'ip link set lo up && exec "$@"'
     pytest_args = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-rA"]
-    command = [*_unshare_command(), "sh", "-c", script, "sh", *pytest_args, item.nodeid]
+    command = [*unshare_command(), "sh", "-c", script, "sh", *pytest_args, item.nodeid]
     env = {**os.environ, IN_NETNS: "1"}
     result = subprocess.run(
         command,

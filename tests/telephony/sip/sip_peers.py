@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import struct
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicebot.audio.g711 import ulaw_encode
 from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.sip import SipConfig, SipServer
@@ -52,27 +50,6 @@ def noise_clip(seconds: float, seed: int, amplitude: float = 6000) -> np.ndarray
     spectrum[(freqs < 300) | (freqs > 3400)] = 0
     x = np.fft.irfft(spectrum, n)
     return (x / np.abs(x).max() * amplitude).astype(np.int16)
-
-
-def write_wav(path: Path, pcm: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.astype(np.int16).tobytes())
-    return path
-
-
-def write_ulaw_wav(path: Path, pcm: np.ndarray) -> Path:
-    """A WAVE_FORMAT_MULAW file, what SIPp's rtp_stream plays."""
-    data = ulaw_encode(pcm.astype(np.int16))
-    fmt = struct.pack("<HHIIHHH", 7, 1, RATE, RATE, 1, 8, 0)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-    body += (
-        b"fact" + struct.pack("<II", 4, len(data)) + b"data" + struct.pack("<I", len(data)) + data
-    )
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-    return path
 
 
 def read_wav(path: Path) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from sip_peers import (
+    RATE,
     SERVER_PORT,
     connect_retry,
     ctrl_command,
@@ -23,12 +24,12 @@ from sip_peers import (
     sip_server,
     stop_process,
     write_baresip_files,
-    write_wav,
 )
 from sip_uac import Uac
 from sipmessage import Request
 
 from voicebot.audio.g711 import ulaw_decode
+from voicebot.audio.wavfile import write_wav
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.rtp.packet import RtpPacket
 from voicebot.telephony.sip import TransferOutcome
@@ -72,7 +73,7 @@ class Softphone:
         self.ctrl_port = ctrl_port
         self.proc: asyncio.subprocess.Process | None = None
         write_baresip_files(
-            workdir, write_wav(workdir / "source.wav", source), self.recordings,
+            workdir, write_wav(workdir / "source.wav", source, RATE), self.recordings,
             user=user, port=port, ctrl_port=ctrl_port, answermode=answermode,
         )  # fmt: skip
 

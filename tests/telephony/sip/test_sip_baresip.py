@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sip_peers import (
+    RATE,
     SERVER_PORT,
     Baresip,
     RecordingHandler,
@@ -21,9 +22,9 @@ from sip_peers import (
     noise_clip,
     sip_server,
     wait_until,
-    write_wav,
 )
 
+from voicebot.audio.wavfile import write_wav
 from voicebot.telephony.sip import CallState
 
 pytestmark = [pytest.mark.netns, pytest.mark.sip, pytest.mark.slow]
@@ -37,7 +38,7 @@ def _caller_wav(tmp_path: Path, clip: np.ndarray, lead_s: float, tail_s: float) 
     pcm = np.concatenate(
         [silence(int(lead_s * 8000), np.int16), clip, silence(int(tail_s * 8000), np.int16)]
     )
-    return write_wav(tmp_path / "caller.wav", pcm)
+    return write_wav(tmp_path / "caller.wav", pcm, RATE)
 
 
 async def _answered(server, handler: RecordingHandler, timeout_s: float = 5) -> None:  # type: ignore[no-untyped-def]

@@ -12,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sip_peers import (
+    RATE,
     RecordingHandler,
     best_correlation,
     noise_clip,
     run_sipp,
     sip_server,
     wait_until,
-    write_ulaw_wav,
 )
+
+from voicebot.audio.wavfile import write_wav
 
 pytestmark = [pytest.mark.netns, pytest.mark.sip, pytest.mark.slow]
 
@@ -104,7 +106,7 @@ async def test_handler_return_sends_bye(tmp_path: Path, caplog: pytest.LogCaptur
 async def test_eight_simultaneous_calls(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "voicebot")
     caller_audio = noise_clip(3.0, seed=8)
-    write_ulaw_wav(tmp_path / "caller_ulaw.wav", caller_audio)
+    write_wav(tmp_path / "caller_ulaw.wav", caller_audio, RATE, "ulaw")
     handler = RecordingHandler(clip=noise_clip(2.0, seed=9))
     async with sip_server(handler):
         result = await run_sipp(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sip_peers import best_correlation, noise_clip, wait_until, write_ulaw_wav
+from sip_peers import RATE, best_correlation, noise_clip, wait_until
 from sip_transfer_peers import (
     AGENT_URI,
     BOT_URI,
@@ -32,6 +32,8 @@ from sip_transfer_peers import (
     caller_phone,
     padded,
 )
+
+from voicebot.audio.wavfile import write_wav
 
 pytestmark = [pytest.mark.netns, pytest.mark.sip, pytest.mark.slow]
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ def _agent_invites(messages: list[str]) -> list[str]:
 async def _sipp_caller(tmp_path: Path, scenario: str, clip: np.ndarray) -> Sipp:
     workdir = tmp_path / "sipp_caller"
     workdir.mkdir()
-    write_ulaw_wav(workdir / "caller_ulaw.wav", clip)
+    write_wav(workdir / "caller_ulaw.wav", clip, RATE, "ulaw")
     return await Sipp.start(
         scenario, workdir, port=SIPP_CALLER_PORT, remote=BOT_HOSTPORT, timeout_s=30
     )
