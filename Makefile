@@ -16,5 +16,8 @@ setup-dev:
 lint: setup-dev
 	.venv/bin/ruff check voicebot tests scripts rasa_project/actions
 
+bench:
+	scripts/bench
+
 fixtures: setup-dev
 	.venv/bin/python scripts/make_fixtures.py
