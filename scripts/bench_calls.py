@@ -707,7 +707,7 @@ def speech_turns(records: list[dict]) -> list[dict]:
 
 def breakdown(records: list[dict], end_silence_s: float) -> dict:
     turns = speech_turns(records)
-    keys = [*PATH_STAGES, "stt_s"]
+    keys = [*PATH_STAGES, "stt_s", "reply_s"]
     vals = {k: [t["timings"][k] for t in turns if k in t.get("timings", {})] for k in keys}
     out: dict = {
         k: {"median_s": pct(v, 0.5), "p95_s": pct(v, 0.95), "n": len(v)} for k, v in vals.items()
@@ -766,10 +766,14 @@ def run_stt_bench() -> str | None:
 
 def residuals(results: list[CallResult], records: dict[str, dict]) -> dict:
     """Measured RTP latency minus the stages the record explains (endpoint wait, STT wait,
-    Rasa, TTS first audio, first packet): the inbound jitter buffer, the VAD's lag behind
-    the end of the sound, TTS leading silence and the wire."""
-    keys = PATH_STAGES
-    out = []
+    Rasa, TTS first audio, first packet), split in two by the record's ``reply_s`` (end of
+    turn → first packet out, wall clock):
+
+    * ``outside_session_s`` = latency − endpoint wait − reply_s: the VAD's lag behind the
+      end of the sound, the inbound jitter buffer, packet clocks and the wire;
+    * ``inside_session_s`` = reply_s − the stages: record save, transfer policy, task hops.
+    """
+    total, outside, inside = [], [], []
     for r in results:
         rec = records.get(r.sip_call_id)
         if not rec:
@@ -778,9 +782,19 @@ def residuals(results: list[CallResult], records: dict[str, dict]) -> dict:
         if len(speech) != len(r.turns):
             continue
         for mine, theirs in zip(r.turns, speech, strict=True):
-            if mine["latency_s"] is not None and all(k in theirs["timings"] for k in keys):
-                out.append(mine["latency_s"] - sum(theirs["timings"][k] for k in keys))
-    return {"median_s": pct(out, 0.5), "p95_s": pct(out, 0.95), "n": len(out)}
+            timings = theirs["timings"]
+            if mine["latency_s"] is None or not all(k in timings for k in PATH_STAGES):
+                continue
+            stages = sum(timings[k] for k in PATH_STAGES)
+            total.append(mine["latency_s"] - stages)
+            if "reply_s" in timings:
+                outside.append(mine["latency_s"] - timings["endpoint_wait_s"] - timings["reply_s"])
+                inside.append(timings["reply_s"] - (stages - timings["endpoint_wait_s"]))
+
+    def stat(values: list[float]) -> dict:
+        return {"median_s": pct(values, 0.5), "p95_s": pct(values, 0.95), "n": len(values)}
+
+    return stat(total) | {"outside_session_s": stat(outside), "inside_session_s": stat(inside)}
 
 
 def endpointing_toml(args: argparse.Namespace, end_silence_s: float | None) -> str:
@@ -814,10 +828,16 @@ def plot(report: dict, path: Path) -> None:
     axes[0].legend(fontsize=8)
     bd = report["breakdown"]
     stages = [s for s in PATH_STAGES if s in bd]
-    labels = [s.removesuffix("_s") for s in stages] + ["vad lag/jitter/wire"]
+    labels = [s.removesuffix("_s") for s in stages]
     medians = [bd[s]["median_s"] or 0 for s in stages]
-    medians.append((bd.get("unexplained_rtp_s") or {}).get("median_s") or 0)
-    axes[1].bar(labels, medians, color=["C0"] * len(stages) + ["C7"])
+    rest = bd.get("unexplained_rtp_s") or {}
+    if (rest.get("outside_session_s") or {}).get("n"):  # split by the record's reply_s
+        labels += ["session other", "vad lag/jitter/wire"]
+        medians += [rest["inside_session_s"]["median_s"], rest["outside_session_s"]["median_s"]]
+    else:
+        labels.append("vad lag/jitter/wire/other")
+        medians.append(rest.get("median_s") or 0)
+    axes[1].bar(labels, medians, color=["C0"] * len(stages) + ["C7"] * (len(labels) - len(stages)))
     if "stt_s" in bd:  # STT runs during the pause, inside the endpoint wait
         axes[1].bar(
             labels[0],

@@ -24,6 +24,7 @@ STAGES = (
     "tts_first_audio_s",
     "first_packet_s",
     "stt_s",
+    "reply_s",
 )
 
 
@@ -57,7 +58,9 @@ def test_quick_bench_writes_a_complete_report(tmp_path: Path) -> None:
     assert breakdown["calls_matched"] == 1
     for stage in STAGES:
         assert breakdown[stage]["n"] >= 1 and isinstance(breakdown[stage]["median_s"], float)
-    assert "unexplained_rtp_s" in breakdown
+    rest = breakdown["unexplained_rtp_s"]
+    for part in ("outside_session_s", "inside_session_s"):
+        assert rest[part]["n"] >= 1 and isinstance(rest[part]["median_s"], float)
     for share in ("stt_early_share", "semantic_end_share"):
         assert 0.0 <= breakdown[share] <= 1.0
     assert breakdown["stt_runs_per_turn"] >= 1.0

@@ -172,6 +172,9 @@ async def test_disclosure_comes_first_then_the_turn_loop() -> None:
     )
     assert dialogue.messages == ["what are your hours"]
     assert turn.timings["stt_s"] >= 0 and "dialogue_s" in turn.timings
+    # reply_s spans the sequential stages from the end of the turn to the first packet
+    stages = sum(turn.timings[k] for k in ("dialogue_s", "tts_first_audio_s", "first_packet_s"))
+    assert turn.timings["reply_s"] >= stages - 0.001
     assert turn.audio["voiced_s"] > 0.5
     assert record.outcome == "contained" and record.ended_at
 

@@ -295,7 +295,7 @@ class CallSession:
             "stt_runs": float(heard.stt_runs),
         }
         audio = {k: round(v, 3) for k, v in utterance.stats.items()}
-        await self._converse(text, "speech", timings, audio=audio)
+        await self._converse(text, "speech", timings, audio=audio, ended_at=heard.ended_at)
 
     async def _not_heard(self, utterance: Utterance, transcript: Transcript) -> None:
         """Real speech that STT could not read: ask again rather than leave dead air."""
@@ -330,7 +330,7 @@ class CallSession:
             return
         shown = mask_keyed_digits(digits) if self._expects_pin else digits
         message = dtmf_message(digits, expects_pin=self._expects_pin)
-        await self._converse(message, "dtmf", {}, shown=shown)
+        await self._converse(message, "dtmf", {}, shown=shown, ended_at=time.perf_counter())
 
     async def _converse(
         self,
@@ -340,8 +340,10 @@ class CallSession:
         *,
         audio: dict[str, float] | None = None,
         shown: str | None = None,
+        ended_at: float | None = None,
     ) -> None:
-        """Send one caller turn to Rasa, record it (redacted), then answer or transfer."""
+        """Send one caller turn to Rasa, record it (redacted), then answer or transfer.
+        ``ended_at`` (perf_counter) is when the caller's turn ended: ``reply_s`` runs from it."""
         pin_context = self._expects_pin
         started = time.perf_counter()
         try:
@@ -380,7 +382,7 @@ class CallSession:
         observation = observe(turn, reply, shown if input_kind == "dtmf" else None)
         if await self._transfer_if_decided(turn, observation):
             return
-        await self._speak_turn(turn, end_call=reply.end_call)
+        await self._speak_turn(turn, end_call=reply.end_call, ended_at=ended_at)
 
     def _caller_text(self, text: str, input_kind: str, shown: str | None, *, redact: bool) -> str:
         if input_kind == "dtmf":
@@ -472,21 +474,25 @@ class CallSession:
 
     # ------------------------------------------------------------------ speaking
 
-    async def _speak_turn(self, turn: Turn, *, end_call: bool) -> None:
+    async def _speak_turn(
+        self, turn: Turn, *, end_call: bool, ended_at: float | None = None
+    ) -> None:
         if not turn.bot_text:
             self._save()
             return
         handle = self.speaker.say(turn.bot_text)
-        task = asyncio.create_task(self._finish_turn(turn, handle))
+        task = asyncio.create_task(self._finish_turn(turn, handle, ended_at))
         if end_call:
             await task
             self._end("bot ended the call")
 
-    async def _finish_turn(self, turn: Turn, handle: SpeechHandle) -> None:
+    async def _finish_turn(self, turn: Turn, handle: SpeechHandle, ended_at: float | None) -> None:
         await handle.wait()
         turn.timings["tts_first_audio_s"] = handle.first_audio_s or 0.0
         if handle.first_packet_s is not None:
             turn.timings["first_packet_s"] = handle.first_packet_s
+        if handle.first_packet_at is not None and ended_at is not None:
+            turn.timings["reply_s"] = round(handle.first_packet_at - ended_at, 4)
         turn.bot_interrupted = handle.interrupted
         self._save()
         await self._idle_after(handle)

@@ -38,7 +38,8 @@ class Turn:
     redacted: bool = False
     # Seconds per stage (endpoint_wait_s, stt_s, stt_wait_s, dialogue_s,
     # tts_first_audio_s, first_packet_s), plus stt_early (1.0: the transcript was
-    # taken at the caller's pause) and stt_runs (STT runs for the turn, dropped ones too).
+    # taken at the caller's pause), stt_runs (STT runs for the turn, dropped ones too)
+    # and reply_s (wall clock from the end of the turn to the reply's first packet out).
     timings: dict[str, float] = field(default_factory=dict)
     audio: dict[str, float] = field(default_factory=dict)
     error: str | None = None

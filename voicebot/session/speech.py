@@ -30,6 +30,7 @@ class SpeechHandle:
         self.interrupted = False
         self.first_audio_s: float | None = None  # synthesis latency of sentence one
         self.first_packet_s: float | None = None  # from that audio to its first packet out
+        self.first_packet_at: float | None = None  # perf_counter() when it went out
         self.samples_written = 0
         self._task: asyncio.Task[None] | None = None
         self._output: MediaOutput | None = None
@@ -89,6 +90,7 @@ class Speaker:
                 written = time.perf_counter()
                 handle.first_audio_s = round(written - started, 4)
                 await self._output.playing()
-                handle.first_packet_s = round(time.perf_counter() - written, 4)
+                handle.first_packet_at = time.perf_counter()
+                handle.first_packet_s = round(handle.first_packet_at - written, 4)
             handle.samples_written += len(pcm)
         await self._output.drained()

@@ -66,6 +66,7 @@ class TurnTranscript:
     wait_s: float  # from the end of the turn to the transcript (what the caller hears)
     early: bool  # taken at the pause, before the turn ended
     stt_runs: int  # transcriptions started for this turn, including dropped ones
+    ended_at: float  # perf_counter() when the turn ended (the reply's clock starts here)
 
 
 def _key(utterance: Utterance) -> tuple[float, float]:
@@ -94,7 +95,8 @@ class TurnTaking:
         self._reads_complete = reads_complete
         self._current: _Early | None = None  # for the turn still open
         self._runs = 0  # early runs for the turn still open
-        self._ended: dict[tuple[float, float], tuple[_Early | None, int]] = {}
+        # ended turns: (early transcription, STT runs, perf_counter() at the end)
+        self._ended: dict[tuple[float, float], tuple[_Early | None, int, float]] = {}
         self.early_ends = 0  # turns ended on their words, not on silence
         self.transcribing = True  # False while nobody will read the words (on hold)
 
@@ -105,17 +107,17 @@ class TurnTaking:
 
     async def transcript(self, utterance: Utterance) -> TurnTranscript:
         """The turn's transcript: the early one when it read this very audio."""
-        ended = time.perf_counter()
-        early, runs = self._ended.pop(_key(utterance), (None, 0))
+        asked = time.perf_counter()
+        early, runs, ended_at = self._ended.pop(_key(utterance), (None, 0, asked))
         if early is not None:
             transcript = await early.task
-            return TurnTranscript(transcript, time.perf_counter() - ended, True, runs)
+            return TurnTranscript(transcript, time.perf_counter() - asked, True, runs, ended_at)
         transcript = await self._stt.transcribe(utterance.pcm)
-        return TurnTranscript(transcript, time.perf_counter() - ended, False, runs + 1)
+        return TurnTranscript(transcript, time.perf_counter() - asked, False, runs + 1, ended_at)
 
     def close(self) -> None:
         """Drop every transcription still queued (the call is over)."""
-        for early, _runs in self._ended.values():
+        for early, *_ in self._ended.values():
             _drop(early)
         self._ended.clear()
         _drop(self._current)
@@ -138,7 +140,7 @@ class TurnTaking:
         if current is not None and current.key != _key(utterance):
             _drop(current)  # a forced end (max length) cut different audio
             current = None
-        self._ended[_key(utterance)] = (current, self._runs)
+        self._ended[_key(utterance)] = (current, self._runs, time.perf_counter())
         self._runs = 0
         while len(self._ended) > MAX_UNCLAIMED_TURNS:
             oldest = next(iter(self._ended))
