@@ -14,8 +14,14 @@ from voicebot.agent_desk import create_desk_app
 from voicebot.handoff import AgentConfig, Answered, NoAgent, Ringing, TransferQueue
 
 API_GETS = ["/api/me", "/api/calls", "/api/calls/call-1", "/api/followups"]
-API_POSTS = ["/api/availability", "/api/finish", "/api/rings/call-1/accept",
-             "/api/rings/call-1/decline", "/api/followups/call-1/done", "/api/signout"]
+API_POSTS = [
+    "/api/availability",
+    "/api/finish",
+    "/api/rings/call-1/accept",
+    "/api/rings/call-1/decline",
+    "/api/followups/call-1/done",
+    "/api/signout",
+]
 
 
 async def start_offer(rig: DeskRig, call_id: str = "call-1") -> tuple[asyncio.Task, Ringing]:
@@ -30,9 +36,15 @@ async def start_offer(rig: DeskRig, call_id: str = "call-1") -> tuple[asyncio.Ta
     return task, await asyncio.wait_for(rang, 2.0)
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-real-token"},
-                                     {"Authorization": f"Basic {TOKENS['alice']}"},
-                                     {"Cookie": "voicebot_desk=forged-session-id"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer not-a-real-token"},
+        {"Authorization": f"Basic {TOKENS['alice']}"},
+        {"Cookie": "voicebot_desk=forged-session-id"},
+    ],
+)
 async def test_every_route_refuses_without_a_valid_token(rig: DeskRig, headers: dict) -> None:
     rig.store.save_handoff(make_package().to_dict(), "no_agent", "2026-01-01T00:00:00+00:00")
     for path in API_GETS:
@@ -65,8 +77,7 @@ async def test_sign_in_sets_a_strict_http_only_session(rig: DeskRig) -> None:
 async def test_cross_site_posts_and_sockets_are_refused(rig: DeskRig) -> None:
     await rig.client.post("/api/signin", json={"token": TOKENS["alice"]})
     evil = {"Origin": "https://evil.example"}
-    response = await rig.client.post("/api/availability", json={"available": False},
-                                     headers=evil)
+    response = await rig.client.post("/api/availability", json={"available": False}, headers=evil)
     assert response.status == 403
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await rig.client.ws_connect("/ws", headers=evil)
@@ -143,7 +154,8 @@ async def test_follow_ups_are_shared_and_can_be_closed(rig: DeskRig) -> None:
     rig.queue.request_callback("missed", "+15550100")
     listed = await (await rig.client.get("/api/followups", headers=rig.auth("bob"))).json()
     assert [(f["call_id"], f["callback"]["number"]) for f in listed["followups"]] == [
-        ("missed", "+15550100")]
+        ("missed", "+15550100")
+    ]
     assert (await rig.client.get("/api/calls/missed", headers=rig.auth("bob"))).status == 200
     done = await rig.client.post("/api/followups/missed/done", headers=rig.auth("bob"))
     assert done.status == 200
@@ -154,12 +166,14 @@ async def test_follow_ups_are_shared_and_can_be_closed(rig: DeskRig) -> None:
 
 
 async def test_availability_toggle_and_finish(rig: DeskRig) -> None:
-    off = await rig.client.post("/api/availability", json={"available": False},
-                                headers=rig.auth("bob"))
+    off = await rig.client.post(
+        "/api/availability", json={"available": False}, headers=rig.auth("bob")
+    )
     assert (await off.json())["agent"]["status"] == "offline"
     assert rig.queue.agents["bob"].available is False
-    bad = await rig.client.post("/api/availability", json={"available": "yes"},
-                                headers=rig.auth("bob"))
+    bad = await rig.client.post(
+        "/api/availability", json={"available": "yes"}, headers=rig.auth("bob")
+    )
     assert bad.status == 400
     task, _ = await start_offer(rig)
     await rig.client.post("/api/rings/call-1/accept", headers=rig.auth("alice"))

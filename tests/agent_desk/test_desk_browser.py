@@ -26,12 +26,16 @@ CHROMIUM = "/usr/bin/chromium"
 # Without these Chromium keeps trying to reach Google's hosts on this
 # machine's closed network (see .library/env/machines/python.md).
 CHROMIUM_ARGS = [
-    "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOT = Path("/tmp/desk.png")
 SCREENSHOT_AFTER = Path("/tmp/desk-connected.png")
-XSS = '<img src=x onerror="document.title=\'pwned\'"> and </script><script>alert(1)</script>'
+XSS = "<img src=x onerror=\"document.title='pwned'\"> and </script><script>alert(1)</script>"
 
 
 @pytest.fixture
@@ -60,8 +64,13 @@ async def served(
 
 def tricky_package() -> HandoffPackage:
     record = fraud_record("call-77")
-    turn = record.add_turn(XSS, "speech", intent="complaint", confidence=0.71,
-                           bot_text="<b>not bold</b> — I'm transferring you now.")
+    turn = record.add_turn(
+        XSS,
+        "speech",
+        intent="complaint",
+        confidence=0.71,
+        bot_text="<b>not bold</b> — I'm transferring you now.",
+    )
     turn.offset_s = 16.0
     return HandoffPackage.from_record(record, fraud_decision())
 
@@ -71,8 +80,11 @@ async def test_agent_signs_in_sees_the_transfer_and_accepts(
 ) -> None:
     base, desk = served
     # Left by an earlier process: a caller who asked to be called back.
-    queue.store.save_handoff(tricky_package().to_dict() | {"call_id": "call-earlier"},
-                             "callback", "2026-01-01T09:00:00.000+00:00")
+    queue.store.save_handoff(
+        tricky_package().to_dict() | {"call_id": "call-earlier"},
+        "callback",
+        "2026-01-01T09:00:00.000+00:00",
+    )
     queue.store.save_callback("call-earlier", "+15550123", "2026-01-01T09:00:05.000+00:00")
     page = await browser.new_page(viewport={"width": 1280, "height": 1100})
     errors: list[str] = []
@@ -94,9 +106,12 @@ async def test_agent_signs_in_sees_the_transfer_and_accepts(
 
     rang: asyncio.Future[Ringing] = asyncio.get_running_loop().create_future()
     package = tricky_package()
-    offer = asyncio.create_task(queue.offer(
-        package, on_step=lambda s: isinstance(s, Ringing) and not rang.done() and rang.set_result(s)
-    ))
+    offer = asyncio.create_task(
+        queue.offer(
+            package,
+            on_step=lambda s: isinstance(s, Ringing) and not rang.done() and rang.set_result(s),
+        )
+    )
     assert (await asyncio.wait_for(rang, 5)).agent == "alice"
 
     card = page.locator("article.card")
@@ -111,7 +126,8 @@ async def test_agent_signs_in_sees_the_transfer_and_accepts(
     assert await transcript.locator("img, script, b").count() == 0  # ...never as markup
     assert await card.locator("svg polyline").count() == 1
     await expect(card.locator("svg")).to_have_attribute(
-        "aria-label", "Frustration over 3 turns, peak 0.12 of 1")
+        "aria-label", "Frustration over 3 turns, peak 0.12 of 1"
+    )
     await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     await card.get_by_role("button", name="Accept").click()

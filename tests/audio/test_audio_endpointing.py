@@ -31,7 +31,6 @@ LONG = (
 STAT_KEYS = {"rms_dbfs", "peak_dbfs", "voiced_s", "duration_s"}
 
 
-
 def pinned(**overrides: float) -> EndpointingConfig:
     """The mechanism under test, independent of tuned defaults (threshold, pre-roll)."""
     tuned = {
@@ -42,6 +41,7 @@ def pinned(**overrides: float) -> EndpointingConfig:
         "end_silence_s": 0.6,
     }
     return EndpointingConfig(**{**tuned, **overrides})
+
 
 def run(
     pcm: np.ndarray, vad: SileroVad, config: EndpointingConfig | None = None

@@ -28,8 +28,16 @@ def test_package_carries_what_the_agent_needs() -> None:
     ]
     turns = data["transcript"]
     assert len(turns) == 4
-    assert set(turns[0]) == {"index", "at", "offset_s", "input", "caller_text", "intent",
-                             "confidence", "bot_text"}
+    assert set(turns[0]) == {
+        "index",
+        "at",
+        "offset_s",
+        "input",
+        "caller_text",
+        "intent",
+        "confidence",
+        "bot_text",
+    }
     assert turns[0]["caller_text"] is None  # the disclosure
     assert turns[3]["caller_text"] == "there's a charge I don't recognise on my card"
     assert turns[3]["intent"] == "fraud_dispute" and turns[3]["confidence"] == 0.88
@@ -41,8 +49,9 @@ def test_no_pin_ever_even_when_upstream_redaction_missed_it() -> None:
     record = fraud_record()
     # A PIN turn the session failed to redact, a PIN in a slot-like extra
     # field, and a signal quoting it: none may reach the package.
-    record.add_turn("it's 4 3 2 1", "speech", intent="provide_pin", confidence=0.9,
-                    bot_text="Thanks.")
+    record.add_turn(
+        "it's 4 3 2 1", "speech", intent="provide_pin", confidence=0.9, bot_text="Thanks."
+    )
     record.add_turn("four three two one", "speech", redacted=True, intent="provide_pin")
     record.verified = {"caller_id_matched": True, "pin_verified": False, "pin": "4321"}
     decision = fraud_decision()
@@ -58,8 +67,13 @@ def test_no_pin_ever_even_when_upstream_redaction_missed_it() -> None:
 
 def test_card_numbers_keep_only_their_last_four_digits() -> None:
     record = fraud_record()
-    record.add_turn("my card is 4111 1111 1111 1234 and it was stolen", "speech",
-                    intent="lost_card", confidence=0.9, bot_text="Card ending 1234?")
+    record.add_turn(
+        "my card is 4111 1111 1111 1234 and it was stolen",
+        "speech",
+        intent="lost_card",
+        confidence=0.9,
+        bot_text="Card ending 1234?",
+    )
     text = json.dumps(HandoffPackage.from_record(record, fraud_decision()).to_dict())
     assert "4111" not in text
     assert "•••• 1234" in json.loads(text)["transcript"][-1]["caller_text"]
@@ -73,8 +87,12 @@ def test_reason_must_be_one_of_the_three() -> None:
 
 
 def test_decision_without_timeline_or_summary_still_makes_a_package() -> None:
-    decision = {"reason": "explicit", "trigger": "explicit_request", "signals": [],
-                "summary_hint": "pressed 0 for a person"}
+    decision = {
+        "reason": "explicit",
+        "trigger": "explicit_request",
+        "signals": [],
+        "summary_hint": "pressed 0 for a person",
+    }
     package = HandoffPackage.from_record(fraud_record(), decision)
     assert package.summary == "pressed 0 for a person"
     assert package.frustration_timeline == [] and package.category is None

@@ -37,8 +37,11 @@ HANG = "hang"  # the phone rings until cancelled
 class ScriptedDialer:
     """Each agent's phone answers from a script; records every ring."""
 
-    def __init__(self, script: dict[str, list[str]] | None = None,
-                 check: Callable[[HandoffPackage], None] | None = None) -> None:
+    def __init__(
+        self,
+        script: dict[str, list[str]] | None = None,
+        check: Callable[[HandoffPackage], None] | None = None,
+    ) -> None:
         self.script = script or {}
         self.check = check
         self.rang: list[str] = []
@@ -62,20 +65,37 @@ class ScriptedDialer:
 
 
 def agents(*specs: str) -> list[AgentConfig]:
-    """"name" or "name:skill1,skill2"; all available from the start."""
+    """\"name" or "name:skill1,skill2"; all available from the start."""
     out = []
     for spec in specs:
         name, _, skills = spec.partition(":")
-        out.append(AgentConfig(name, f"sip:{name}@127.0.0.1", skills.split(",") if skills else [],
-                               token=f"{name}-token-0123456789", available=True))
+        out.append(
+            AgentConfig(
+                name,
+                f"sip:{name}@127.0.0.1",
+                skills.split(",") if skills else [],
+                token=f"{name}-token-0123456789",
+                available=True,
+            )
+        )
     return out
 
 
-def make_queue(store: SqliteCallStore, *specs: str, dialer=None, ring: float = 0.2,
-               wait: float = 1.0, idle: dict[str, float] | None = None,
-               rona: bool = True) -> TransferQueue:
-    config = HandoffConfig(ring_timeout_s=ring, max_wait_s=wait, agents=agents(*specs),
-                           missed_ring_makes_unavailable=rona)
+def make_queue(
+    store: SqliteCallStore,
+    *specs: str,
+    dialer=None,
+    ring: float = 0.2,
+    wait: float = 1.0,
+    idle: dict[str, float] | None = None,
+    rona: bool = True,
+) -> TransferQueue:
+    config = HandoffConfig(
+        ring_timeout_s=ring,
+        max_wait_s=wait,
+        agents=agents(*specs),
+        missed_ring_makes_unavailable=rona,
+    )
     queue = TransferQueue(store, config, dialer)
     for name, since in (idle or {}).items():
         queue.agents[name].idle_since = since
@@ -84,8 +104,14 @@ def make_queue(store: SqliteCallStore, *specs: str, dialer=None, ring: float = 0
 
 async def test_longest_idle_agent_rings_first(store: SqliteCallStore) -> None:
     dialer = ScriptedDialer({"bob": ["answered"]})
-    queue = make_queue(store, "alice", "bob", "carol", dialer=dialer,
-                       idle={"alice": 300.0, "bob": 100.0, "carol": 200.0})
+    queue = make_queue(
+        store,
+        "alice",
+        "bob",
+        "carol",
+        dialer=dialer,
+        idle={"alice": 300.0, "bob": 100.0, "carol": 200.0},
+    )
     result = await queue.offer(make_package())
     assert isinstance(result, Answered) and result.agent.name == "bob"
     assert dialer.rang == ["bob"]
@@ -95,8 +121,14 @@ async def test_longest_idle_agent_rings_first(store: SqliteCallStore) -> None:
 
 async def test_a_skill_match_is_preferred_over_idle_time(store: SqliteCallStore) -> None:
     dialer = ScriptedDialer({"fran": ["answered"], "alice": ["answered"]})
-    queue = make_queue(store, "alice", "fran:fraud", "gil:mortgages", dialer=dialer,
-                       idle={"alice": 1.0, "fran": 50.0, "gil": 2.0})
+    queue = make_queue(
+        store,
+        "alice",
+        "fran:fraud",
+        "gil:mortgages",
+        dialer=dialer,
+        idle={"alice": 1.0, "fran": 50.0, "gil": 2.0},
+    )
     first = await queue.offer(make_package("fraud-call"))  # category fraud_dispute
     assert isinstance(first, Answered) and first.agent.name == "fran"
     # With the specialist busy, the next fraud call goes to whoever is free.
@@ -106,25 +138,31 @@ async def test_a_skill_match_is_preferred_over_idle_time(store: SqliteCallStore)
 
 async def test_ring_timeout_moves_to_the_next_agent(store: SqliteCallStore) -> None:
     dialer = ScriptedDialer({"alice": [HANG], "bob": ["answered"]})
-    queue = make_queue(store, "alice", "bob", dialer=dialer, ring=0.05,
-                       idle={"alice": 1.0, "bob": 2.0})
+    queue = make_queue(
+        store, "alice", "bob", dialer=dialer, ring=0.05, idle={"alice": 1.0, "bob": 2.0}
+    )
     steps: list[OfferStep] = []
     result = await queue.offer(make_package(), on_step=steps.append)
     assert isinstance(result, Answered) and result.agent.name == "bob"
     assert [(s.agent, s.result) for s in steps if isinstance(s, RingEnded)] == [
-        ("alice", "timeout"), ("bob", "answered")]
+        ("alice", "timeout"),
+        ("bob", "answered"),
+    ]
     assert [s.agent for s in steps if isinstance(s, Ringing)] == ["alice", "bob"]
     assert dialer.cancelled == ["alice"]  # the dialer was told to stop ringing
     assert queue.agents["alice"].status == "offline"  # redirected on no answer
     attempts = store.get_handoff("call-1")["attempts"]  # type: ignore[index]
     assert [(a["agent"], a["result"]) for a in attempts] == [
-        ("alice", "timeout"), ("bob", "answered")]
+        ("alice", "timeout"),
+        ("bob", "answered"),
+    ]
 
 
 async def test_decline_and_failure_move_on_and_do_not_ring_again(store: SqliteCallStore) -> None:
     dialer = ScriptedDialer({"alice": ["declined"], "bob": ["raise"], "carol": ["answered"]})
-    queue = make_queue(store, "alice", "bob", "carol", dialer=dialer,
-                       idle={"alice": 1.0, "bob": 2.0, "carol": 3.0})
+    queue = make_queue(
+        store, "alice", "bob", "carol", dialer=dialer, idle={"alice": 1.0, "bob": 2.0, "carol": 3.0}
+    )
     result = await queue.offer(make_package())
     assert isinstance(result, Answered) and result.agent.name == "carol"
     assert dialer.rang == ["alice", "bob", "carol"]
@@ -185,8 +223,7 @@ async def test_package_is_stored_before_any_phone_rings(store: SqliteCallStore) 
 
 
 async def test_desk_accept_and_decline_resolve_the_ring(store: SqliteCallStore) -> None:
-    queue = make_queue(store, "alice", "bob", ring=2.0, wait=5.0,
-                       idle={"alice": 1.0, "bob": 2.0})
+    queue = make_queue(store, "alice", "bob", ring=2.0, wait=5.0, idle={"alice": 1.0, "bob": 2.0})
     assert isinstance(queue.dialer, DeskDialer)
 
     def answer(step: OfferStep) -> None:

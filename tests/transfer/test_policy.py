@@ -16,8 +16,13 @@ from voicebot.transfer import TransferConfig, TransferPolicy, TurnObservation
 
 @pytest.mark.parametrize(
     "script",
-    [calls.ROUTINE_BALANCE, calls.ROUTINE_HOURS, calls.ROUTINE_LOST_CARD, calls.MILD_NEGATIVE,
-     calls.REPEATED_REQUEST],
+    [
+        calls.ROUTINE_BALANCE,
+        calls.ROUTINE_HOURS,
+        calls.ROUTINE_LOST_CARD,
+        calls.MILD_NEGATIVE,
+        calls.REPEATED_REQUEST,
+    ],
     ids=["balance-with-pin", "opening-hours", "lost-card", "one-mild-negative", "one-repeat"],
 )
 def test_calls_that_stay_with_the_bot(script: list[TurnObservation]) -> None:
@@ -40,8 +45,9 @@ def test_calls_that_stay_with_the_bot(script: list[TurnObservation]) -> None:
         (calls.LONG_NO_PROGRESS, "complexity", 10, "no_progress"),
     ],
 )
-def test_calls_that_go_to_a_person(script: list[TurnObservation], reason: str, turn: int,
-                                   trigger: str) -> None:
+def test_calls_that_go_to_a_person(
+    script: list[TurnObservation], reason: str, turn: int, trigger: str
+) -> None:
     result = run_call(script)
     assert (result.reason, result.turn) == (reason, turn)
     assert result.decision is not None and result.decision.trigger == trigger
@@ -62,8 +68,10 @@ def test_frustration_rises_over_three_turns_and_lists_its_signals() -> None:
 
 
 def test_score_decays_on_calm_turns() -> None:
-    angry = [say(1, "Hello.", "greet"),
-             say(2, "This is useless, I'm so frustrated.", "nlu_fallback", 0.3)]
+    angry = [
+        say(1, "Hello.", "greet"),
+        say(2, "This is useless, I'm so frustrated.", "nlu_fallback", 0.3),
+    ]
     calm = [say(i, "Okay.", "affirm") for i in range(3, 6)]
     result = run_call([*angry, *calm])
     scores = [p.score for p in result.policy.state.timeline]
@@ -102,8 +110,14 @@ def test_louder_and_faster_speech_tips_a_borderline_call() -> None:
             say(1, "Hello, good morning to you.", "greet"),
             say(2, "I want to check my balance please.", "check_balance", progress=True),
             say(3, "Can you tell me about moving money?", "nlu_fallback", 0.35),
-            say(4, "Moving money between my accounts please.", "nlu_fallback", 0.4,
-                dbfs=dbfs, rate=rate),
+            say(
+                4,
+                "Moving money between my accounts please.",
+                "nlu_fallback",
+                0.4,
+                dbfs=dbfs,
+                rate=rate,
+            ),
         ]
 
     calm = run_call(script(-26.0, 2.5))
@@ -123,10 +137,16 @@ def test_a_lone_insult_needs_one_more_cue() -> None:
 
 
 def test_tone_alone_takes_two_sustained_turns() -> None:
-    opening = [say(1, "Hello, good morning to you.", "greet"),
-               say(2, "I want to check my balance please.", "check_balance")]
-    shouting = [say(i, "Can you tell me my balance right now please?", "check_balance",
-                    dbfs=-12.0, rate=4.0) for i in (3, 4)]
+    opening = [
+        say(1, "Hello, good morning to you.", "greet"),
+        say(2, "I want to check my balance please.", "check_balance"),
+    ]
+    shouting = [
+        say(
+            i, "Can you tell me my balance right now please?", "check_balance", dbfs=-12.0, rate=4.0
+        )
+        for i in (3, 4)
+    ]
     assert run_call([*opening, shouting[0]]).decision is None
     assert run_call([*opening, *shouting]).reason == "frustration"
 
@@ -141,8 +161,10 @@ def test_multi_part_with_wording_only_needs_a_second_time() -> None:
 
 
 def test_explicit_outranks_everything_else() -> None:
-    script = [*calls.FRUSTRATION_RISING[:2], say(3, "Agent! This is ridiculous.",
-                                                 "request_human", dbfs=-12)]
+    script = [
+        *calls.FRUSTRATION_RISING[:2],
+        say(3, "Agent! This is ridiculous.", "request_human", dbfs=-12),
+    ]
     result = run_call(script)
     assert result.reason == "explicit"
     assert result.signal_names[0] == "explicit_request"
@@ -171,23 +193,32 @@ def test_turns_must_arrive_in_order() -> None:
     ("script", "config", "reason"),
     [
         (calls.FRUSTRATION_RISING, TransferConfig(frustration_threshold=0.95), "frustration"),
-        (calls.FRUSTRATION_RISING, TransferConfig(frustration_threshold=0.99,
-                                                  frustration_decay=0.2), None),
+        (
+            calls.FRUSTRATION_RISING,
+            TransferConfig(frustration_threshold=0.99, frustration_decay=0.2),
+            None,
+        ),
         (calls.MILD_NEGATIVE, TransferConfig(frustration_threshold=0.2), "frustration"),
         (calls.DTMF_ZERO, TransferConfig(explicit_dtmf="9"), None),
         (calls.FRAUD, TransferConfig(complexity_intents={}), None),
         (calls.DIALOGUE_DOWN, TransferConfig(dialogue_failure_turns=3), None),
-        (calls.DIALOGUE_DOWN, TransferConfig(dialogue_failure_reason="frustration"),
-         "frustration"),
+        (calls.DIALOGUE_DOWN, TransferConfig(dialogue_failure_reason="frustration"), "frustration"),
         (calls.LONG_NO_PROGRESS, TransferConfig(no_progress_turns=20, no_progress_s=900), None),
-        ([say(1, "Hi.", "greet"), say(2, "Do you sell car insurance?", "out_of_scope")],
-         TransferConfig(complexity_weights={"out_of_scope": 1.0}), "complexity"),
-        ([say(1, "Hi.", "greet"), say(2, "Do you sell car insurance?", "out_of_scope")],
-         TransferConfig(), None),
+        (
+            [say(1, "Hi.", "greet"), say(2, "Do you sell car insurance?", "out_of_scope")],
+            TransferConfig(complexity_weights={"out_of_scope": 1.0}),
+            "complexity",
+        ),
+        (
+            [say(1, "Hi.", "greet"), say(2, "Do you sell car insurance?", "out_of_scope")],
+            TransferConfig(),
+            None,
+        ),
     ],
 )
-def test_thresholds_come_from_config(script: list[TurnObservation], config: TransferConfig,
-                                     reason: str | None) -> None:
+def test_thresholds_come_from_config(
+    script: list[TurnObservation], config: TransferConfig, reason: str | None
+) -> None:
     assert run_call(script, config).reason == reason
 
 
@@ -247,10 +278,12 @@ def test_dtmf_turn_needs_no_audio_stats() -> None:
 def test_the_package_does_no_io_and_imports_nothing_above_it() -> None:
     """DESIGN §1: the decision is pure and sits below the session."""
     package = Path(voicebot.transfer.__file__).parent
+    # fmt: off
     banned_modules = ("asyncio", "socket", "aiohttp", "requests", "subprocess", "threading",
                       "time", "sqlite3", "voicebot.session", "voicebot.telephony",
                       "voicebot.dialogue", "voicebot.handoff", "voicebot.agent_desk",
                       "voicebot.storage", "voicebot.config")
+    # fmt: on
     banned_calls = {"open", "print", "input"}
     for path in package.glob("*.py"):
         tree = ast.parse(path.read_text())

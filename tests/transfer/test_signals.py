@@ -11,8 +11,12 @@ from voicebot.transfer import signals as sig
 CFG = TransferConfig()
 
 
-def value(fn: sig.SignalFn, turn: TurnObservation, history: list[TurnObservation] | None = None,
-          cfg: TransferConfig = CFG) -> float:
+def value(
+    fn: sig.SignalFn,
+    turn: TurnObservation,
+    history: list[TurnObservation] | None = None,
+    cfg: TransferConfig = CFG,
+) -> float:
     return fn(turn, history or [], cfg).value
 
 
@@ -43,8 +47,13 @@ def test_explicit_request(turn: TurnObservation, fires: bool) -> None:
 
 
 def test_yes_to_the_bots_offer_of_a_person_is_explicit() -> None:
-    offer = say(1, "Blah.", "nlu_fallback", 0.2,
-                bot="Sorry, I didn't get that. Would you like to speak to an agent?")
+    offer = say(
+        1,
+        "Blah.",
+        "nlu_fallback",
+        0.2,
+        bot="Sorry, I didn't get that. Would you like to speak to an agent?",
+    )
     assert value(sig.explicit_request, say(2, "Yes please.", "affirm"), [offer]) == 1.0
     plain = say(1, "Hi.", "greet", bot="To reach a person, say agent or press 0. How can I help?")
     assert value(sig.explicit_request, say(2, "Yes.", "affirm"), [plain]) == 0.0
@@ -121,8 +130,10 @@ def test_repetition(earlier: str, now: str, fires: bool) -> None:
 
 def test_repetition_ignores_a_request_already_resolved() -> None:
     done = say(1, "What are your opening hours?", "opening_hours", progress=True)
-    assert value(sig.repetition, say(2, "What are your opening hours?", "opening_hours"),
-                 [done]) == 0.0
+    assert (
+        value(sig.repetition, say(2, "What are your opening hours?", "opening_hours"), [done])
+        == 0.0
+    )
 
 
 def test_repetition_claim_without_a_matching_turn() -> None:
@@ -164,8 +175,10 @@ def test_a_dialogue_failure_is_not_a_misunderstanding() -> None:
 
 # --- tone against the caller's baseline -------------------------------------------------
 
-BASELINE = [say(1, "Hello there, good morning.", "greet"),
-            say(2, "I want to check my balance please.", "check_balance")]
+BASELINE = [
+    say(1, "Hello there, good morning.", "greet"),
+    say(2, "I want to check my balance please.", "check_balance"),
+]
 
 
 @pytest.mark.parametrize(
@@ -196,22 +209,28 @@ def test_tone_needs_a_baseline_and_enough_speech() -> None:
 
 
 def test_a_loud_line_is_not_a_loud_caller() -> None:
-    loud_line = [say(1, "Hello there, good morning.", "greet", dbfs=-12.0),
-                 say(2, "I want to check my balance please.", dbfs=-12.0)]
-    assert value(sig.louder_voice, say(3, "And my transactions too.", dbfs=-11.0),
-                 loud_line) == 0.0
+    loud_line = [
+        say(1, "Hello there, good morning.", "greet", dbfs=-12.0),
+        say(2, "I want to check my balance please.", dbfs=-12.0),
+    ]
+    assert value(sig.louder_voice, say(3, "And my transactions too.", dbfs=-11.0), loud_line) == 0.0
 
 
 def test_louder_threshold_comes_from_config() -> None:
     turn = say(3, "Can you tell me my balance?", dbfs=-22.0)
     assert value(sig.louder_voice, turn, BASELINE) == 0.0
-    assert value(sig.louder_voice, turn, BASELINE,
-                 TransferConfig(louder_db=3.0, louder_full_db=8.0)) == pytest.approx(0.5)
+    assert value(
+        sig.louder_voice, turn, BASELINE, TransferConfig(louder_db=3.0, louder_full_db=8.0)
+    ) == pytest.approx(0.5)
 
 
 def test_words_per_second_uses_voiced_time() -> None:
-    turn = TurnObservation(1, 5.0, "one two three four five six",
-                           audio_stats={"rms_dbfs": -20, "voiced_s": 2.0, "duration_s": 4.0})
+    turn = TurnObservation(
+        1,
+        5.0,
+        "one two three four five six",
+        audio_stats={"rms_dbfs": -20, "voiced_s": 2.0, "duration_s": 4.0},
+    )
     assert turn.words_per_s == pytest.approx(3.0)
     assert TurnObservation(1, 5.0, "hello").words_per_s is None
 
@@ -253,11 +272,17 @@ def test_complexity_categories_come_from_config() -> None:
     ("text", "ranking", "expected"),
     [
         # ranking and wording agree: two requests
-        ("I need to check my balance and also reset my password.",
-         [("check_balance", 0.48), ("reset_password", 0.41)], 1.0),
+        (
+            "I need to check my balance and also reset my password.",
+            [("check_balance", 0.48), ("reset_password", 0.41)],
+            1.0,
+        ),
         # wording only: half
-        ("What's my balance, and also my recent transactions?",
-         [("check_balance", 0.81), ("recent_transactions", 0.12)], 0.5),
+        (
+            "What's my balance, and also my recent transactions?",
+            [("check_balance", 0.81), ("recent_transactions", 0.12)],
+            0.5,
+        ),
         # ranking only (an ambiguous single request): a quarter
         ("My card thing.", [("lost_card", 0.45), ("check_balance", 0.35)], 0.25),
         # one request with "and" inside it: nothing
@@ -266,8 +291,7 @@ def test_complexity_categories_come_from_config() -> None:
         ("My balance password.", [("check_balance", 0.9)], 0.0),
     ],
 )
-def test_multi_part_request(text: str, ranking: list[tuple[str, float]],
-                            expected: float) -> None:
+def test_multi_part_request(text: str, ranking: list[tuple[str, float]], expected: float) -> None:
     turn = say(1, text, ranking[0][0], ranking[0][1], ranking=ranking)
     assert value(sig.complexity, turn) == pytest.approx(expected)
 
@@ -277,7 +301,7 @@ def test_multi_part_request(text: str, ranking: list[tuple[str, float]],
 
 def test_no_progress_ramps_with_turns_and_resets_on_progress() -> None:
     turns = [say(i, "Okay.", "affirm") for i in range(1, 12)]
-    values = [value(sig.no_progress, t, turns[: i]) for i, t in enumerate(turns)]
+    values = [value(sig.no_progress, t, turns[:i]) for i, t in enumerate(turns)]
     assert values[:4] == [0.0] * 4  # grace: a routine call needs ~4 turns
     assert values[9] == 1.0  # 10 turns
     assert values == sorted(values)
@@ -306,15 +330,21 @@ def test_dialogue_failure(failures: list[bool], expected: float) -> None:
 def test_signal_value_is_bounded_and_serialisable() -> None:
     with pytest.raises(ValueError):
         Signal("x", 1.2)
-    assert Signal("x", 0.12345, "why").to_dict() == {"name": "x", "value": 0.123,
-                                                     "evidence": "why"}
+    assert Signal("x", 0.12345, "why").to_dict() == {"name": "x", "value": 0.123, "evidence": "why"}
 
 
 def test_every_signal_is_computed_every_turn() -> None:
     names = [s.name for s in sig.compute_signals(say(1, "Hello."), [], CFG)]
     assert names == [
-        "explicit_request", "negative_sentiment", "abusive_language", "repetition",
-        "misunderstanding", "louder_voice", "faster_speech", "complexity", "no_progress",
+        "explicit_request",
+        "negative_sentiment",
+        "abusive_language",
+        "repetition",
+        "misunderstanding",
+        "louder_voice",
+        "faster_speech",
+        "complexity",
+        "no_progress",
         "dialogue_failure",
     ]
 
@@ -323,8 +353,14 @@ def test_dialogue_giving_up_is_complexity_in_its_own_category() -> None:
     from voicebot.transfer import TransferConfig, TransferPolicy, TurnObservation
 
     policy = TransferPolicy(TransferConfig())
-    turn = TurnObservation(index=1, at_s=5.0, caller_text="[PIN]", intent="provide_pin",
-                           confidence=0.99, dialogue_gave_up="identity_failed")
+    turn = TurnObservation(
+        index=1,
+        at_s=5.0,
+        caller_text="[PIN]",
+        intent="provide_pin",
+        confidence=0.99,
+        dialogue_gave_up="identity_failed",
+    )
     decision = policy.observe(turn)
     assert decision is not None and decision.reason == "complexity"
     assert "identity_failed" in decision.signals[0].evidence

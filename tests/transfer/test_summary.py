@@ -38,8 +38,9 @@ def test_complexity_summary_names_the_topic_and_verification() -> None:
 def test_frustration_summary() -> None:
     result = run_call(calls.FRUSTRATION_RISING)
     line = summary(calls.FRUSTRATION_RISING, result.decision, VerifiedFacts())
-    assert line == ("Caller (no caller ID) made no clear request, became frustrated after "
-                    "3 misunderstandings.")
+    assert line == (
+        "Caller (no caller ID) made no clear request, became frustrated after 3 misunderstandings."
+    )
 
 
 def test_keypad_zero_and_unknown_verification() -> None:

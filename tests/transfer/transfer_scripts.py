@@ -50,8 +50,14 @@ def say(
     )
 
 
-def key(index: int, digits: str, intent: str | None = None, *, progress: bool | None = None,
-        bot: str = "") -> TurnObservation:
+def key(
+    index: int,
+    digits: str,
+    intent: str | None = None,
+    *,
+    progress: bool | None = None,
+    bot: str = "",
+) -> TurnObservation:
     """A keypad turn: digits and no audio."""
     return TurnObservation(
         index=index,
@@ -96,8 +102,13 @@ def run_call(turns: Sequence[TurnObservation], config: TransferConfig | None = N
 ROUTINE_BALANCE = [
     say(1, "Hi there.", "greet", 0.97),
     say(2, "I'd like to check my balance, please.", "check_balance", 0.93),
-    key(3, "4321", "provide_pin", progress=True,
-        bot="Thanks. Your balance is 1,204 dollars. Anything else?"),
+    key(
+        3,
+        "4321",
+        "provide_pin",
+        progress=True,
+        bot="Thanks. Your balance is 1,204 dollars. Anything else?",
+    ),
     say(4, "No, thanks. That's all.", "deny", 0.88),
     say(5, "Bye.", "goodbye", 0.95),
 ]
@@ -105,15 +116,27 @@ ROUTINE_BALANCE = [
 ROUTINE_LOST_CARD = [
     say(1, "Hello.", "greet", 0.96),
     say(2, "I lost my card and I think someone stole it.", "lost_card", 0.91),
-    say(3, "Yes please, block it.", "affirm", 0.9, progress=True,
-        bot="Done, your card is blocked and a new one is on its way. Anything else?"),
+    say(
+        3,
+        "Yes please, block it.",
+        "affirm",
+        0.9,
+        progress=True,
+        bot="Done, your card is blocked and a new one is on its way. Anything else?",
+    ),
     say(4, "No, I don't think so. Thanks.", "deny", 0.86),
 ]
 
 ROUTINE_HOURS = [
     say(1, "Hello.", "greet", 0.96),
-    say(2, "What are your opening hours?", "opening_hours", 0.95, progress=True,
-        bot="We're open 9 to 5, Monday to Friday. Anything else?"),
+    say(
+        2,
+        "What are your opening hours?",
+        "opening_hours",
+        0.95,
+        progress=True,
+        bot="We're open 9 to 5, Monday to Friday. Anything else?",
+    ),
     say(3, "No thanks.", "deny", 0.9),
 ]
 
@@ -127,8 +150,14 @@ MILD_NEGATIVE = [
 FRUSTRATION_RISING = [
     say(1, "Hi, I want to see my recent transactions.", "nlu_fallback", 0.31),
     say(2, "Recent transactions.", "nlu_fallback", 0.38, dbfs=-19.0),
-    say(3, "No, that's not what I said! This is ridiculous, recent transactions!",
-        "correction", 0.81, dbfs=-16.0, rate=3.6),
+    say(
+        3,
+        "No, that's not what I said! This is ridiculous, recent transactions!",
+        "correction",
+        0.81,
+        dbfs=-16.0,
+        rate=3.6,
+    ),
 ]
 
 EXPLICIT_AGENT = [
@@ -149,14 +178,23 @@ DTMF_ZERO = [
 
 FRAUD = [
     say(1, "Hi.", "greet", 0.97),
-    say(2, "There's a charge on my card I don't recognise, I think it's fraud.",
-        "fraud_dispute", 0.88),
+    say(
+        2,
+        "There's a charge on my card I don't recognise, I think it's fraud.",
+        "fraud_dispute",
+        0.88,
+    ),
 ]
 
 MULTI_PART = [
     say(1, "Hello.", "greet", 0.97),
-    say(2, "I need to check my balance and also reset my password.", "check_balance", 0.48,
-        ranking=[("check_balance", 0.48), ("reset_password", 0.41), ("greet", 0.04)]),
+    say(
+        2,
+        "I need to check my balance and also reset my password.",
+        "check_balance",
+        0.48,
+        ranking=[("check_balance", 0.48), ("reset_password", 0.41), ("greet", 0.04)],
+    ),
 ]
 
 DIALOGUE_DOWN = [

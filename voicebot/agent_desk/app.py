@@ -170,13 +170,15 @@ async def sign_in(request: web.Request) -> web.Response:
     signed = _desk(request).sessions.sign_in(token)
     if signed is None:
         log.warning("event=desk_signin_refused remote=%s", request.remote)
-        raise web.HTTPUnauthorized(text='{"error": "unknown token"}',
-                                   content_type="application/json")
+        raise web.HTTPUnauthorized(
+            text='{"error": "unknown token"}', content_type="application/json"
+        )
     agent, session_id = signed
     log.info("event=desk_signin agent=%s", agent.name)
     response = web.json_response({"agent": agent.public()})
-    response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", path="/",
-                        secure=request.secure)
+    response.set_cookie(
+        COOKIE, session_id, httponly=True, samesite="Strict", path="/", secure=request.secure
+    )
     return response
 
 
@@ -255,11 +257,13 @@ async def call_detail(request: web.Request) -> web.Response:
     handoff, record = desk.store.get_handoff(call_id), desk.store.get(call_id)
     if not may_read(agent, handoff, record):
         raise web.HTTPNotFound(text="no such call on your desk")
-    return web.json_response({
-        "call_id": call_id,
-        "handoff": handoff,
-        "record": record_view(record) if record else None,
-    })
+    return web.json_response(
+        {
+            "call_id": call_id,
+            "handoff": handoff,
+            "record": record_view(record) if record else None,
+        }
+    )
 
 
 def may_read(agent: Agent, handoff: dict | None, record: dict | None) -> bool:
@@ -272,8 +276,8 @@ def may_read(agent: Agent, handoff: dict | None, record: dict | None) -> bool:
     if handoff is None:
         return False
     rang = any(a["agent"] == agent.name for a in handoff["attempts"])
-    return rang or handoff["agent"] == agent.name or (
-        handoff["status"] in status.FOLLOW_UP_STATUSES
+    return (
+        rang or handoff["agent"] == agent.name or (handoff["status"] in status.FOLLOW_UP_STATUSES)
     )
 
 

@@ -296,8 +296,9 @@ class TransferQueue:
         changed = asyncio.ensure_future(self._changed.wait())
         left = asyncio.ensure_future(abandon.wait())
         try:
-            await asyncio.wait({changed, left}, timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {changed, left}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             changed.cancel()
             left.cancel()
@@ -318,8 +319,12 @@ class TransferQueue:
             self._set_status(call_id, status.NO_AGENT)
         else:
             self._set_status(call_id, status.ABANDONED)
-        log.info("event=handoff_result call_id=%s result=%s attempts=%d", call_id,
-                 type(result).__name__, len(result.attempts))
+        log.info(
+            "event=handoff_result call_id=%s result=%s attempts=%d",
+            call_id,
+            type(result).__name__,
+            len(result.attempts),
+        )
         self._emit(result)
         return result
 
@@ -352,8 +357,9 @@ class TransferQueue:
         declined = asyncio.ensure_future(ring.declined.wait())
         left = asyncio.ensure_future(abandon.wait())
         try:
-            done, _ = await asyncio.wait({dial, declined, left}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {dial, declined, left}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for task in (declined, left, dial):
                 task.cancel()

@@ -171,4 +171,3 @@ class FixtureChannel:
 
     async def hangup(self) -> None:
         self.hung_up_by_bot = True
-

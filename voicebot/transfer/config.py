@@ -25,6 +25,7 @@ REASONS: tuple[Reason, ...] = ("explicit", "frustration", "complexity")
 # an unhappy caller.  Removing them from the lexicon keeps the sentiment
 # signal about the caller's mood; the topics themselves are judged by the
 # complexity signal.
+# fmt: off
 DEFAULT_NEUTRAL_WORDS: tuple[str, ...] = (
     "no", "lost", "lose", "losing", "stolen", "steal", "stole", "theft", "fraud",
     "fraudulent", "scam", "scammed", "dispute", "disputed", "charged", "debt", "debts",
@@ -36,12 +37,14 @@ DEFAULT_NEUTRAL_WORDS: tuple[str, ...] = (
     "sick", "ill", "cancer", "illness", "hospital", "bankrupt", "bankruptcy", "lawsuit",
     "risk", "error", "rejected", "refused", "bounced", "penalty", "overdraft",
 )
+# fmt: on
 
 # better-profanity's list mixes swear words with everyday words.  These are
 # removed because a bank's callers say them without meaning offence: medical
 # and bereavement words ("my father had a stroke", "killed in an accident"),
 # drinks and places ("rum", "pot"), identity words that are never an insult
 # ("gay", "lesbians"), and exclamations too mild to count ("oh my god").
+# fmt: off
 DEFAULT_PROFANITY_ALLOWED: tuple[str, ...] = (
     "god", "omg", "kill", "murder", "stroke", "drunk", "fat", "pot", "hemp", "rum",
     "vodka", "pawn", "organ", "ovary", "ovum", "uterus", "womb", "seaman", "seamen",
@@ -57,6 +60,7 @@ DEFAULT_PROFANITY_ALLOWED: tuple[str, ...] = (
     "viagra", "wang", "woody", "nad", "nads", "herp", "herpy", "gringo", "seduce",
     "enlargement", "erotic", "ugly", "trashy", "sleazy", "weirdo", "tramp",
 )
+# fmt: on
 
 DEFAULT_COMPLEXITY_INTENTS: dict[str, str] = {
     "complaint": "complaint",
@@ -85,6 +89,7 @@ DEFAULT_COMPLEXITY_WEIGHTS: dict[str, float] = {
 # Topic words for spotting two requests in one utterance ("check my balance
 # and also reset my password").  They only corroborate: a multi-part request
 # transfers alone only when Rasa's ranking agrees (see signals.complexity).
+# fmt: off
 DEFAULT_REQUEST_KEYWORDS: dict[str, tuple[str, ...]] = {
     "check_balance": ("balance", "how much money", "how much is in"),
     "recent_transactions": ("transactions", "statement", "payments", "spending", "purchases"),
@@ -96,6 +101,7 @@ DEFAULT_REQUEST_KEYWORDS: dict[str, tuple[str, ...]] = {
     "complaint": ("complaint", "complain"),
     "financial_hardship": ("can't pay", "cannot pay", "hardship", "behind on"),
 }
+# fmt: on
 
 DEFAULT_FRUSTRATION_WEIGHTS: dict[str, float] = {
     # Directed abuse is the strongest single cue, but a typical lone insult
@@ -127,6 +133,7 @@ class TransferConfig:
     # --- explicit request -------------------------------------------------
     explicit_intents: Sequence[str] = ("request_human",)
     explicit_dtmf: str = "0"
+    # fmt: off
     explicit_phrases: Sequence[str] = (
         "agent", "operator", "representative", "real person", "human", "humans",
         "live person", "actual person", "to a person", "with a person", "speak to someone",
@@ -143,6 +150,7 @@ class TransferConfig:
         "would you like me to connect", "shall i transfer", "should i transfer",
         "shall i connect", "do you want to speak", "do you want me to transfer",
     )
+    # fmt: on
     affirm_intents: Sequence[str] = ("affirm",)
 
     # --- sentiment and abuse ----------------------------------------------
@@ -161,9 +169,11 @@ class TransferConfig:
     repetition_similarity: float = 0.75
     repetition_lookback_turns: int = 6
     # Formulaic answers legitimately repeat ("yes", "no", a PIN).
+    # fmt: off
     repetition_exempt_intents: Sequence[str] = (
         "affirm", "deny", "provide_pin", "greet", "goodbye", "thank_you",
     )
+    # fmt: on
     # Saying "I said ..." / "I already told you" is repetition by the caller's
     # own account, even when the transcript of the first try differs.
     repetition_claim_value: float = 0.5
@@ -199,20 +209,24 @@ class TransferConfig:
     complexity_min_confidence: float = 0.6
     complexity_threshold: float = 1.0
     # Intents that are requests (for spotting several in one utterance).
+    # fmt: off
     request_intents: Sequence[str] = (
         "check_balance", "recent_transactions", "lost_card", "reset_password", "opening_hours",
         "complaint", "fraud_dispute", "financial_hardship",
     )
+    # fmt: on
     # A second request intent needs this much probability in Rasa's ranking.
     multi_intent_min_prob: float = 0.25
     request_keywords: Mapping[str, Sequence[str]] = field(
         default_factory=lambda: dict(DEFAULT_REQUEST_KEYWORDS)
     )
+    # fmt: off
     conjunctions: Sequence[str] = (
         "and also", "and then", "as well as", "and another thing", "also", "plus",
         "and i also", "and i need", "and i want", "and i'd like", "and can you",
         "and could you", "and my", "and what",
     )
+    # fmt: on
 
     # --- long call without progress ----------------------------------------
     # A routine call makes progress within ~4 turns (greeting, request, PIN,
@@ -249,9 +263,16 @@ class TransferConfig:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"transfer.{name} must be in (0, 1], got {value}")
-        for name in ("frustration_decay", "progress_relief", "low_confidence",
-                     "complexity_min_confidence", "multi_intent_min_prob", "profanity_value",
-                     "repetition_similarity", "repetition_claim_value"):
+        for name in (
+            "frustration_decay",
+            "progress_relief",
+            "low_confidence",
+            "complexity_min_confidence",
+            "multi_intent_min_prob",
+            "profanity_value",
+            "repetition_similarity",
+            "repetition_claim_value",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"transfer.{name} must be in [0, 1], got {value}")

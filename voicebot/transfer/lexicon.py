@@ -94,8 +94,11 @@ def profane_words(text: str, allowed: Iterable[str]) -> list[str]:
     original = text.split()
     censored = _profanity(frozenset(allowed)).censor(text, "\x00").split()
     if len(censored) == len(original):
-        found += [_strip(o) for o, c in zip(original, censored, strict=True)
-                  if "\x00" in c and "\x00" not in o]
+        found += [
+            _strip(o)
+            for o, c in zip(original, censored, strict=True)
+            if "\x00" in c and "\x00" not in o
+        ]
     return list(dict.fromkeys(w for w in found if w))
 
 

@@ -155,8 +155,9 @@ def turn_evidence(signals: tuple[Signal, ...] | list[Signal], cfg: TransferConfi
     return 1.0 - calm
 
 
-def next_score(previous: float, evidence: float, turn: TurnObservation,
-               cfg: TransferConfig) -> float:
+def next_score(
+    previous: float, evidence: float, turn: TurnObservation, cfg: TransferConfig
+) -> float:
     """Leaky accumulation: old frustration fades, new evidence adds."""
     kept = previous * cfg.frustration_decay
     if turn.made_progress:
@@ -176,8 +177,9 @@ class TransferPolicy:
         """Take one caller turn; return the decision once there is one."""
         state, cfg = self.state, self.config
         if state.turns and turn.index <= state.turns[-1].index:
-            raise ValueError(f"turn {turn.index} after turn {state.turns[-1].index}: "
-                             "turns must arrive in order")
+            raise ValueError(
+                f"turn {turn.index} after turn {state.turns[-1].index}: turns must arrive in order"
+            )
         signals = tuple(compute_signals(turn, state.turns, cfg))
         evidence = turn_evidence(signals, cfg)
         state.score = next_score(state.score, evidence, turn, cfg)
@@ -224,8 +226,9 @@ class TransferPolicy:
             return cfg.no_progress_reason, NO_PROGRESS
         return None
 
-    def _listed_signals(self, reason: Reason, trigger: str,
-                        current: tuple[Signal, ...]) -> tuple[Signal, ...]:
+    def _listed_signals(
+        self, reason: Reason, trigger: str, current: tuple[Signal, ...]
+    ) -> tuple[Signal, ...]:
         fired = [s for s in current if s.fired]
         if trigger == FRUSTRATION_SCORE:
             episode = self._episode_signals()
@@ -259,8 +262,13 @@ def misunderstanding_count(turns: list[TurnObservation], cfg: TransferConfig) ->
     return sum(misunderstood(t, cfg) is not None for t in turns)
 
 
-def hint(reason: Reason, trigger: str, signals: tuple[Signal, ...],
-         turns: list[TurnObservation], cfg: TransferConfig) -> str:
+def hint(
+    reason: Reason,
+    trigger: str,
+    signals: tuple[Signal, ...],
+    turns: list[TurnObservation],
+    cfg: TransferConfig,
+) -> str:
     """A short phrase for the agent: what tipped the call over."""
     by_name = {s.name: s for s in signals}
     if trigger == EXPLICIT_REQUEST:
@@ -276,8 +284,9 @@ def hint(reason: Reason, trigger: str, signals: tuple[Signal, ...],
     return "became frustrated" + _frustration_detail(signals, turns, cfg)
 
 
-def _frustration_detail(signals: tuple[Signal, ...], turns: list[TurnObservation],
-                        cfg: TransferConfig) -> str:
+def _frustration_detail(
+    signals: tuple[Signal, ...], turns: list[TurnObservation], cfg: TransferConfig
+) -> str:
     misses = misunderstanding_count(turns, cfg)
     if misses >= 2 or (misses and any(s.name == MISUNDERSTANDING for s in signals)):
         return f" after {misses} misunderstanding{'s' if misses != 1 else ''}"

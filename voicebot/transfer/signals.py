@@ -127,8 +127,9 @@ def negative_sentiment(turn: TurnObservation, history: History, cfg: TransferCon
         return Signal(NEGATIVE_SENTIMENT, 0.0)
     words = ", ".join(dict.fromkeys(mood.negative_words))
     detail = f" ({words})" if words else ""
-    return Signal(NEGATIVE_SENTIMENT, _clamp(-mood.compound),
-                  f"VADER compound {mood.compound:+.2f}{detail}")
+    return Signal(
+        NEGATIVE_SENTIMENT, _clamp(-mood.compound), f"VADER compound {mood.compound:+.2f}{detail}"
+    )
 
 
 # "you" and names for the bot itself; not "system" or "machine", which callers
@@ -178,6 +179,7 @@ def _insult(text: str, profane: set[str], cfg: TransferConfig) -> str | None:
 # Words that carry no request content: pronouns, politeness, request verbs,
 # fillers.  Dropping them keeps "I want to check my balance" and "I said my
 # balance!" comparable as {balance} vs {balance}.
+# fmt: off
 _FUNCTION_WORDS = frozenset((
     "a", "an", "the", "i", "i'm", "im", "me", "my", "mine", "you", "your", "it", "it's",
     "its", "is", "are", "was", "be", "been", "am", "do", "does", "did", "to", "of", "for",
@@ -190,6 +192,7 @@ _FUNCTION_WORDS = frozenset((
 ))
 _REPETITION_CLAIMS = ("i said", "i just said", "i already said", "i told you",
                       "i already told you", "like i said", "as i said", "i keep saying")
+# fmt: on
 
 
 def content_words(text: str) -> list[str]:
@@ -227,7 +230,8 @@ def repetition(turn: TurnObservation, history: History, cfg: TransferConfig) -> 
             best, match = score, earlier
     if match is not None and best >= cfg.repetition_similarity:
         return Signal(
-            REPETITION, best,
+            REPETITION,
+            best,
             f'repeated turn {match.index} ("{match.caller_text.strip()}"), similarity {best:.2f}',
         )
     claim = _repetition_claim(turn.caller_text)
@@ -270,8 +274,9 @@ def misunderstanding(turn: TurnObservation, history: History, cfg: TransferConfi
     if not streak:
         return Signal(MISUNDERSTANDING, 0.0)
     value = _clamp(len(streak) / cfg.misunderstanding_full_streak)
-    return Signal(MISUNDERSTANDING, value,
-                  f"{len(streak)} in a row: " + ", ".join(reversed(streak)))
+    return Signal(
+        MISUNDERSTANDING, value, f"{len(streak)} in a row: " + ", ".join(reversed(streak))
+    )
 
 
 # --- tone against the caller's own baseline ----------------------------------------
@@ -311,8 +316,11 @@ def louder_voice(turn: TurnObservation, history: History, cfg: TransferConfig) -
     delta = level - base
     if delta < cfg.louder_db:
         return Signal(LOUDER_VOICE, 0.0)
-    return Signal(LOUDER_VOICE, _clamp(delta / cfg.louder_full_db),
-                  f"{delta:+.1f} dB over baseline {base:.1f} dBFS")
+    return Signal(
+        LOUDER_VOICE,
+        _clamp(delta / cfg.louder_full_db),
+        f"{delta:+.1f} dB over baseline {base:.1f} dBFS",
+    )
 
 
 def faster_speech(turn: TurnObservation, history: History, cfg: TransferConfig) -> Signal:
@@ -324,8 +332,11 @@ def faster_speech(turn: TurnObservation, history: History, cfg: TransferConfig) 
     ratio = rate / base
     if ratio < cfg.faster_ratio:
         return Signal(FASTER_SPEECH, 0.0)
-    return Signal(FASTER_SPEECH, _ramp(ratio, 1.0, cfg.faster_full_ratio),
-                  f"{rate:.1f} words/s vs baseline {base:.1f} (×{ratio:.2f})")
+    return Signal(
+        FASTER_SPEECH,
+        _ramp(ratio, 1.0, cfg.faster_full_ratio),
+        f"{rate:.1f} words/s vs baseline {base:.1f} (×{ratio:.2f})",
+    )
 
 
 # --- complexity ------------------------------------------------------------------
@@ -353,8 +364,9 @@ def complexity(turn: TurnObservation, history: History, cfg: TransferConfig) -> 
     if not totals:
         return Signal(COMPLEXITY, 0.0)
     category = max(totals, key=lambda c: totals[c])
-    return Signal(COMPLEXITY, _clamp(totals[category]),
-                  f"{category}: " + "; ".join(notes[category]))
+    return Signal(
+        COMPLEXITY, _clamp(totals[category]), f"{category}: " + "; ".join(notes[category])
+    )
 
 
 def complexity_parts(turn: TurnObservation, cfg: TransferConfig) -> list[_Part]:
@@ -467,8 +479,11 @@ def dialogue_failure(turn: TurnObservation, history: History, cfg: TransferConfi
         count += 1
     if count == 0:
         return Signal(DIALOGUE_FAILURE, 0.0)
-    return Signal(DIALOGUE_FAILURE, _clamp(count / cfg.dialogue_failure_turns),
-                  f"dialogue/STT failed on {count} turn(s) in a row")
+    return Signal(
+        DIALOGUE_FAILURE,
+        _clamp(count / cfg.dialogue_failure_turns),
+        f"dialogue/STT failed on {count} turn(s) in a row",
+    )
 
 
 SignalFn = Callable[[TurnObservation, History, TransferConfig], Signal]
@@ -487,8 +502,6 @@ SIGNALS: tuple[SignalFn, ...] = (
 )
 
 
-def compute_signals(
-    turn: TurnObservation, history: History, cfg: TransferConfig
-) -> list[Signal]:
+def compute_signals(turn: TurnObservation, history: History, cfg: TransferConfig) -> list[Signal]:
     """Every signal for ``turn`` given the earlier turns, in a fixed order."""
     return [fn(turn, history, cfg) for fn in SIGNALS]

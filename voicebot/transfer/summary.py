@@ -79,8 +79,9 @@ def _verification(facts: VerifiedFacts) -> str:
     return ", ".join(parts)
 
 
-def _outcome(turns: Sequence[TurnObservation], decision: TransferDecision | None,
-             cfg: TransferConfig) -> str:
+def _outcome(
+    turns: Sequence[TurnObservation], decision: TransferDecision | None, cfg: TransferConfig
+) -> str:
     if decision is None:
         return "handled by the assistant"
     if decision.reason == "frustration":
@@ -89,8 +90,7 @@ def _outcome(turns: Sequence[TurnObservation], decision: TransferDecision | None
     return f"{mood}; {decision.summary_hint}" if mood else decision.summary_hint
 
 
-def _mood(turns: Sequence[TurnObservation], decision: TransferDecision,
-          cfg: TransferConfig) -> str:
+def _mood(turns: Sequence[TurnObservation], decision: TransferDecision, cfg: TransferConfig) -> str:
     """Mention frustration that built up even when it was not the trigger:
     the agent should know the caller is already annoyed."""
     misses = misunderstanding_count(list(turns), cfg)
