@@ -138,6 +138,13 @@ class SipUac(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.queues: dict[str, asyncio.Queue[str]] = {}
 
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+        self.transport = transport
+
+    def close(self) -> None:
+        if self.transport:
+            self.transport.close()
+
     def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[no-untyped-def]
         text = data.decode(errors="replace")
         m = re.search(r"^(?:Call-ID|i):\s*(\S+)", text, re.M | re.I)
@@ -506,19 +513,24 @@ class Sampler:
 # ------------------------------------------------------------------ phases
 
 
+async def open_uac(server: Server) -> SipUac:
+    """A caller-side SIP socket on loopback, aimed at the server under test."""
+    loop = asyncio.get_running_loop()
+    _, uac = await loop.create_datagram_endpoint(
+        lambda: SipUac(("127.0.0.1", server.sip_port)), local_addr=("127.0.0.1", 0)
+    )
+    return uac
+
+
 async def start_and_first_call(
     server: Server, utterances: list[Utterance]
 ) -> tuple[float | None, CallResult]:
     """Launch the server; time from launch to the first 200 OK."""
     await asyncio.to_thread(server.start)
-    loop = asyncio.get_running_loop()
-    _, uac = await loop.create_datagram_endpoint(
-        lambda: SipUac(("127.0.0.1", server.sip_port)), local_addr=("127.0.0.1", 0)
-    )
-    uac.transport = _
+    uac = await open_uac(server)
     result = await run_call(uac, utterances)
     startup = server.ready_s + (result.answered_s or 0) if result.answered_s else None
-    uac.transport.close()
+    uac.close()
     return startup, result
 
 
@@ -527,11 +539,7 @@ async def concurrent_calls(
 ) -> dict:
     """``n`` calls at once, repeated in rounds until at least ``min_turns`` turns are timed
     (one call of four turns is too few for a median)."""
-    loop = asyncio.get_running_loop()
-    tr, uac = await loop.create_datagram_endpoint(
-        lambda: SipUac(("127.0.0.1", server.sip_port)), local_addr=("127.0.0.1", 0)
-    )
-    uac.transport = tr
+    uac = await open_uac(server)
     rounds = max(1, math.ceil(min_turns / (n * len(utterances))))
     results: list[CallResult] = []
     with Sampler(server) as sampler:
@@ -543,7 +551,7 @@ async def concurrent_calls(
 
         for r in range(rounds):
             results += await asyncio.gather(*(one(r * n + i) for i in range(n)))
-    tr.close()
+    uac.close()
     lat = [t["latency_s"] for r in results for t in r.turns if t["latency_s"] is not None]
     per_call = [
         statistics.median(
@@ -569,13 +577,9 @@ async def concurrent_calls(
 
 async def pause_calls(server: Server, utterances: list[Utterance]) -> dict:
     """Each pause fixture is one caller utterance: >1 caller turn for it = a false end-of-turn."""
-    loop = asyncio.get_running_loop()
-    tr, uac = await loop.create_datagram_endpoint(
-        lambda: SipUac(("127.0.0.1", server.sip_port)), local_addr=("127.0.0.1", 0)
-    )
-    uac.transport = tr
+    uac = await open_uac(server)
     result = await run_call(uac, utterances, gap_s=0.8)
-    tr.close()
+    uac.close()
     await asyncio.sleep(0.5)
     record = server.records().get(result.sip_call_id)
     per = []
@@ -606,17 +610,13 @@ async def pause_calls(server: Server, utterances: list[Utterance]) -> dict:
 async def barge_calls(server: Server, prompt: Utterance, others: list[Utterance]) -> dict:
     """One call per interrupter, two at a time: ask "what can you do", talk over the reply
     BARGE_AFTER_S into it.  The record says whether the reply was cut; RTP says how fast."""
-    loop = asyncio.get_running_loop()
-    tr, uac = await loop.create_datagram_endpoint(
-        lambda: SipUac(("127.0.0.1", server.sip_port)), local_addr=("127.0.0.1", 0)
-    )
-    uac.transport = tr
+    uac = await open_uac(server)
     results: list[CallResult] = []
     for i in range(0, len(others), 2):
         results += await asyncio.gather(
             *(run_call(uac, [prompt, o], talk_over_s=BARGE_AFTER_S) for o in others[i : i + 2])
         )
-    tr.close()
+    uac.close()
     await asyncio.sleep(0.5)
     records = server.records()
     cases = []

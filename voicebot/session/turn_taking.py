@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -69,6 +69,14 @@ class TurnTranscript:
     ended_at: float  # perf_counter() when the turn ended (the reply's clock starts here)
 
 
+class _EndedTurn(NamedTuple):
+    """A turn that has ended and whose transcript the session has not asked for yet."""
+
+    early: _Early | None  # the transcription started at the pause, if it read this audio
+    runs: int  # STT runs started for the turn
+    ended_at: float  # perf_counter() when it ended
+
+
 def _key(utterance: Utterance) -> tuple[float, float]:
     return (utterance.started_at, utterance.ended_at)
 
@@ -95,8 +103,7 @@ class TurnTaking:
         self._reads_complete = reads_complete
         self._current: _Early | None = None  # for the turn still open
         self._runs = 0  # early runs for the turn still open
-        # ended turns: (early transcription, STT runs, perf_counter() at the end)
-        self._ended: dict[tuple[float, float], tuple[_Early | None, int, float]] = {}
+        self._ended: dict[tuple[float, float], _EndedTurn] = {}
         self.early_ends = 0  # turns ended on their words, not on silence
         self.transcribing = True  # False while nobody will read the words (on hold)
 
@@ -108,17 +115,19 @@ class TurnTaking:
     async def transcript(self, utterance: Utterance) -> TurnTranscript:
         """The turn's transcript: the early one when it read this very audio."""
         asked = time.perf_counter()
-        early, runs, ended_at = self._ended.pop(_key(utterance), (None, 0, asked))
-        if early is not None:
-            transcript = await early.task
-            return TurnTranscript(transcript, time.perf_counter() - asked, True, runs, ended_at)
+        turn = self._ended.pop(_key(utterance), None) or _EndedTurn(None, 0, asked)
+        if turn.early is not None:
+            transcript = await turn.early.task
+            wait_s = time.perf_counter() - asked
+            return TurnTranscript(transcript, wait_s, True, turn.runs, turn.ended_at)
         transcript = await self._stt.transcribe(utterance.pcm)
-        return TurnTranscript(transcript, time.perf_counter() - asked, False, runs + 1, ended_at)
+        wait_s = time.perf_counter() - asked
+        return TurnTranscript(transcript, wait_s, False, turn.runs + 1, turn.ended_at)
 
     def close(self) -> None:
         """Drop every transcription still queued (the call is over)."""
-        for early, *_ in self._ended.values():
-            _drop(early)
+        for turn in self._ended.values():
+            _drop(turn.early)
         self._ended.clear()
         _drop(self._current)
         self._current = None
@@ -140,11 +149,11 @@ class TurnTaking:
         if current is not None and current.key != _key(utterance):
             _drop(current)  # a forced end (max length) cut different audio
             current = None
-        self._ended[_key(utterance)] = (current, self._runs, time.perf_counter())
+        self._ended[_key(utterance)] = _EndedTurn(current, self._runs, time.perf_counter())
         self._runs = 0
         while len(self._ended) > MAX_UNCLAIMED_TURNS:
             oldest = next(iter(self._ended))
-            _drop(self._ended.pop(oldest)[0])
+            _drop(self._ended.pop(oldest).early)
 
     def _start_early(self, utterance: Utterance) -> None:
         _drop(self._current)
