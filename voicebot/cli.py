@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.config import PROJECT_ROOT, Config, ConfigError, load_config
-from voicebot.logs import setup_logging
-from voicebot.session.record import CallRecord
+from voicebot.core.logs import setup_logging
+from voicebot.core.record import CallRecord
 
 FIXTURES = PROJECT_ROOT / "audio_fixtures"
 DEMO_SCENARIOS = ("opening_hours", "balance_spoken_pin")

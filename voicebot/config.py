@@ -20,11 +20,27 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.handoff.config import HandoffConfig
-from voicebot.telephony.media_stream.webhook import MediaStreamTransferConfig
 from voicebot.telephony.sip.config import SipConfig
 from voicebot.transfer.config import TransferConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class MediaStreamTransferConfig:
+    """Where transfers of media-stream calls are posted (None: not configured)."""
+
+    webhook_url: str | None = None
+    timeout_s: float = 10.0
+    secret: str | None = None  # HMAC-SHA256 key for X-Voicebot-Signature
+
+    def validate(self) -> None:
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"media stream transfer webhook_url must be http(s): {self.webhook_url!r}"
+            )
+        if self.timeout_s <= 0:
+            raise ValueError("media stream transfer timeout_s must be positive")
 
 
 def cache_dir() -> Path:

@@ -1,46 +1,4 @@
-"""Structured logging: one ``key=value`` line per call event, always with the call ID.
+"""Old import path of :mod:`voicebot.core.logs`, kept only while voicebot/telephony/sip
+is being split; delete once it imports ``voicebot.core.logs``."""
 
-Caller text is never passed here for turns that may hold a PIN; the session
-redacts before it logs.
-"""
-
-from __future__ import annotations
-
-import logging
-import sys
-from typing import Any
-
-
-def _fmt(value: Any) -> str:
-    text = str(value)
-    if not text or any(c in text for c in ' ="'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return text
-
-
-def format_event(event: str, **fields: Any) -> str:
-    parts = [f"event={event}"] + [f"{k}={_fmt(v)}" for k, v in fields.items() if v is not None]
-    return " ".join(parts)
-
-
-class CallLogger:
-    """Logs the events of one call with its call ID on every line."""
-
-    def __init__(self, call_id: str, logger: logging.Logger | None = None) -> None:
-        self.call_id = call_id
-        self._log = logger or logging.getLogger("voicebot.call")
-
-    def event(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
-        self._log.log(level, format_event(event, call_id=self.call_id, **fields))
-
-    def error(self, event: str, **fields: Any) -> None:
-        self.event(event, logging.ERROR, **fields)
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """Log to stderr, so stdout stays clean for ``--json`` output."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+from voicebot.core.logs import CallLogger, format_event  # noqa: F401

@@ -130,8 +130,8 @@ def channel_dialer(server: VoicebotServer, services: Services, config: Config) -
     """Rings agents by moving the caller's own call: SIP REFER/bridge, the carrier
     webhook for media streams, the agent desk for everything else."""
     from voicebot.handoff import DeskDialer
+    from voicebot.handoff.dialer import ChannelDialer
     from voicebot.telephony.media_stream.webhook import TransferWebhook
-    from voicebot.telephony.transfer import ChannelDialer
 
     assert services.queue is not None
 

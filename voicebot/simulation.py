@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from voicebot.core.record import CallRecord
 from voicebot.session.call_session import CallSession
-from voicebot.session.record import CallRecord
 from voicebot.session.services import Services
 from voicebot.telephony.fixture import FixtureChannel, FixtureError, FixtureTurn, parse_turn
 

@@ -20,7 +20,7 @@ from voicebot.audio.endpointing import (
 )
 from voicebot.audio.vad import SileroVad
 from voicebot.config import EndpointingConfig
-from voicebot.frames import SAMPLE_RATE, Utterance, silence, split_frames
+from voicebot.core.frames import SAMPLE_RATE, Utterance, silence, split_frames
 
 PHRASE_1 = "I lost my card"
 PHRASE_2 = "and I need a new one"

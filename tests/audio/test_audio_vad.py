@@ -18,7 +18,7 @@ from voicebot.audio.vad import (
 )
 from voicebot.audio.wavfile import read_audio
 from voicebot.config import PROJECT_ROOT
-from voicebot.frames import silence, split_frames
+from voicebot.core.frames import silence, split_frames
 
 SENTENCE = "I would like to check the balance on my savings account please"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from voicebot.core.record import CallRecord
 from voicebot.handoff import HandoffPackage
-from voicebot.session.record import CallRecord
 
 
 def fraud_record(call_id: str = "call-1") -> CallRecord:

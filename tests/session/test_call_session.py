@@ -16,8 +16,15 @@ import pytest
 from session_fakes import FakeVad, speech
 
 from voicebot.config import Config
+from voicebot.core.frames import (
+    AudioFrame,
+    DtmfFrame,
+    HangupFrame,
+    InputFrame,
+    silence,
+    split_frames,
+)
 from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
-from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, InputFrame, silence, split_frames
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
 from voicebot.speech.stt import Transcript

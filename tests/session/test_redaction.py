@@ -1,4 +1,4 @@
-from voicebot.session.redaction import PIN_MASK, mask_keyed_digits, mask_pin
+from voicebot.core.redaction import PIN_MASK, mask_keyed_digits, mask_pin
 
 
 def test_digit_runs_are_masked_in_any_spacing() -> None:

@@ -21,7 +21,7 @@ from voicebot.audio.endpointing import (
     UtteranceEnded,
 )
 from voicebot.config import EndpointingConfig
-from voicebot.frames import silence, split_frames
+from voicebot.core.frames import silence, split_frames
 from voicebot.session.turn_taking import MAX_UNCLAIMED_TURNS, TurnTaking
 from voicebot.speech.stt import Transcript
 

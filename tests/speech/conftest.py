@@ -15,7 +15,7 @@ import pytest
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
 from voicebot.audio.resample import resample
 from voicebot.config import PROJECT_ROOT, SpeechConfig, TtsConfig
-from voicebot.frames import SAMPLE_RATE, silence
+from voicebot.core.frames import SAMPLE_RATE, silence
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer
 from voicebot.speech.vocabulary import domain_prompt

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from voicebot.audio.wavfile import read_audio
-from voicebot.frames import SAMPLE_RATE, silence
+from voicebot.core.frames import SAMPLE_RATE, silence
 from voicebot.speech import stt
 from voicebot.speech.numbers import normalize_digits
 from voicebot.speech.stt import (

@@ -7,7 +7,7 @@ import pytest
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
 from voicebot.config import TtsConfig
-from voicebot.frames import SAMPLE_RATE, silence
+from voicebot.core.frames import SAMPLE_RATE, silence
 from voicebot.speech import tts
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer, TtsError, split_sentences

@@ -1,6 +1,6 @@
 import sqlite3
 
-from voicebot.session.record import CallRecord
+from voicebot.core.record import CallRecord
 from voicebot.storage.call_store import MIGRATIONS, SqliteCallStore
 
 

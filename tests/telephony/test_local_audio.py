@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from voicebot.frames import FRAME_SAMPLES, AudioFrame, DtmfFrame, HangupFrame
+from voicebot.core.frames import FRAME_SAMPLES, AudioFrame, DtmfFrame, HangupFrame
 from voicebot.telephony import local_audio
 from voicebot.telephony.channel import CallChannel, MediaOutput
 from voicebot.telephony.local_audio import (

@@ -1,6 +1,6 @@
 """Telephone-band audio: G.711, resampling, file I/O, Silero VAD and endpointing.
 
-Everything here speaks 8 kHz int16 mono (``voicebot.frames``).  The VAD and
+Everything here speaks 8 kHz int16 mono (``voicebot.core.frames``).  The VAD and
 endpointer are imported from their modules (``voicebot.audio.vad``,
 ``voicebot.audio.endpointing``) so that using a codec does not load onnxruntime.
 """

@@ -34,7 +34,7 @@ from typing import Protocol
 import numpy as np
 
 from voicebot.config import EndpointingConfig
-from voicebot.frames import SAMPLE_RATE, Utterance
+from voicebot.core.frames import SAMPLE_RATE, Utterance
 
 HYSTERESIS = 0.1
 _DBFS_FLOOR = -120.0

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.frames import SAMPLE_RATE
+from voicebot.core.frames import SAMPLE_RATE
 
 MODEL_RATE = 16000
 MODEL_WINDOW = 512  # samples per window at 16 kHz (32 ms)

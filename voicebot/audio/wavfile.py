@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from voicebot.audio.resample import resample
-from voicebot.frames import SAMPLE_RATE
+from voicebot.core.frames import SAMPLE_RATE
 
 Encoding = Literal["pcm16", "ulaw", "alaw"]
 _SUBTYPES: dict[str, str] = {"pcm16": "PCM_16", "ulaw": "ULAW", "alaw": "ALAW"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from voicebot.frames import DTMF_DIGITS
+from voicebot.core.frames import DTMF_DIGITS
 
 REQUEST_HUMAN = "/request_human"
 

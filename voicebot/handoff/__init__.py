@@ -10,6 +10,7 @@ the session::
         queue.request_callback(record.call_id, confirmed_number)
 """
 
+from voicebot.core.redaction import mask_card_numbers
 from voicebot.handoff.agents import Agent, choose_agent
 from voicebot.handoff.config import AgentConfig, HandoffConfig, parse_agent_option
 from voicebot.handoff.package import HandoffPackage
@@ -27,7 +28,6 @@ from voicebot.handoff.queue import (
     TransferQueue,
     Waiting,
 )
-from voicebot.handoff.redact import mask_card_numbers
 from voicebot.handoff.rings import (
     DeskDialer,
     Dialer,

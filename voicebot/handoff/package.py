@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from voicebot.handoff.redact import SECRET_INTENTS, scrub
-from voicebot.session.record import CallRecord, Turn, utc_now
+from voicebot.core.record import CallRecord, Turn, utc_now
+from voicebot.core.redaction import SECRET_INTENTS, scrub
 from voicebot.transfer.config import REASONS
 
 # Signal evidence may quote the caller.  On a call where a PIN was asked for,

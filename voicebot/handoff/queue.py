@@ -18,20 +18,21 @@ Every step is also published to listeners (the agent desk) as an event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from voicebot.core.aio import first_of
+from voicebot.core.record import CallRecord, utc_now
 from voicebot.handoff import store as status
 from voicebot.handoff.agents import Agent, choose_agent
 from voicebot.handoff.config import AgentConfig, HandoffConfig, ensure_token
 from voicebot.handoff.package import HandoffPackage
 from voicebot.handoff.rings import DeskDialer, Dialer, Ring, RingBoard, RingResult
 from voicebot.handoff.store import CallbackRequest, HandoffStore
-from voicebot.session.record import utc_now
+from voicebot.session.handoff import OfferOutcome
 
 log = logging.getLogger("voicebot.handoff")
 
@@ -293,15 +294,7 @@ class TransferQueue:
         return all(name in offer.excluded for name in self.agents)
 
     async def _wait_for_change(self, timeout: float, abandon: asyncio.Event) -> None:
-        changed = asyncio.ensure_future(self._changed.wait())
-        left = asyncio.ensure_future(abandon.wait())
-        try:
-            await asyncio.wait(
-                {changed, left}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            changed.cancel()
-            left.cancel()
+        await first_of(self._changed.wait(), abandon.wait(), timeout=timeout)
 
     def _step(self, offer: _Offer, step: OfferStep) -> None:
         self._emit(step)
@@ -356,15 +349,8 @@ class TransferQueue:
         dial = asyncio.ensure_future(self._dial(agent, ring.package))
         declined = asyncio.ensure_future(ring.declined.wait())
         left = asyncio.ensure_future(abandon.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {dial, declined, left}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for task in (declined, left, dial):
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dial  # let the dialer stop the ringing before moving on
+        # first_of awaits the cancelled dial: the dialer stops ringing before we move on
+        done = await first_of(dial, declined, left, timeout=timeout)
         if dial in done and not dial.cancelled():
             return dial.result()
         if declined in done:
@@ -401,6 +387,29 @@ class TransferQueue:
     def respond(self, agent: str, call_id: str, accept: bool) -> Ring:
         """A desk Accept/Decline (raises NoSuchRing / NotYourRing)."""
         return self.board.respond(agent, call_id, accept)
+
+    async def hand_off(
+        self,
+        record: CallRecord,
+        on_ringing: Callable[[str], None],
+        on_waiting: Callable[[float], None],
+    ) -> OfferOutcome:
+        """The session's :class:`~voicebot.session.handoff.HandoffPort`: offer this call."""
+
+        def on_step(step: OfferStep) -> None:
+            if isinstance(step, Ringing):
+                on_ringing(step.agent)
+            elif isinstance(step, Waiting):
+                on_waiting(step.remaining_s)
+
+        package = HandoffPackage.from_record(record, record.transfer or {})
+        result = await self.offer(package, on_step=on_step)
+        attempts = len(result.attempts)
+        if isinstance(result, Answered):
+            return OfferOutcome("answered", attempts, result.agent.name)
+        if isinstance(result, Abandoned):
+            return OfferOutcome("abandoned", attempts)
+        return OfferOutcome("no_agent", attempts)
 
     def abandon(self, call_id: str) -> bool:
         """The caller hung up on hold: stop ringing; the offer returns Abandoned."""

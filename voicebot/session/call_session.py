@@ -5,6 +5,12 @@ runs the conversation on another, so it keeps listening while it talks:
 
     frames ──► endpointer ──► events queue ──► STT ► Rasa ► speaker ──► channel.output
 
+It is the conversation's script; the instruments live beside it: turn taking
+(:mod:`turn_taking`), the keypad (:mod:`keypad`), PIN rules (:mod:`pin`), Rasa
+(:mod:`dialogue_link`), the transfer policy (:mod:`transfer_watch`), the
+record's persistence (:mod:`record_keeper`), speech output (:mod:`speaker`) and
+the caller's side of a handoff (:mod:`handoff`).
+
 Time inside the session is the *media clock* — seconds of caller audio
 received — so a fixture call fed faster than real time behaves exactly like a
 phone call (silence prompts, DTMF timeouts and endpointing all count audio).
@@ -14,70 +20,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from voicebot.audio.endpointing import (
     Endpointer,
-    EndpointEvent,
-    NoiseDiscarded,
     SpeechConfirmed,
-    SpeechStarted,
     UtteranceEnded,
 )
-from voicebot.dialogue.dtmf import dtmf_message
+from voicebot.core.frames import DtmfFrame, HangupFrame, Utterance
+from voicebot.core.logs import CallLogger
+from voicebot.core.record import CallRecord, Turn
 from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
 from voicebot.dialogue.turn_completion import reads_complete
-from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, Utterance
-from voicebot.logs import CallLogger
-from voicebot.session.handover import HandoverTexts, hand_over
+from voicebot.session.dialogue_link import DialogueLink
+from voicebot.session.events import (
+    DigitsTimedOut,
+    Inbox,
+    SessionEvent,
+    ShutdownRequested,
+    SilenceTimedOut,
+)
+from voicebot.session.handoff import HandoffTexts, hand_off, release_agent_when_done
 from voicebot.session.keypad import KeypadEntry
-from voicebot.session.observe import observe
-from voicebot.session.record import CallRecord, Turn, utc_now
-from voicebot.session.redaction import mask_keyed_digits, mask_pin
+from voicebot.session.listening import Listening
+from voicebot.session.pin import PinGuard
+from voicebot.session.record_keeper import RecordKeeper
+from voicebot.session.replies import Replies
 from voicebot.session.services import Services
-from voicebot.session.speech import Speaker, SpeechHandle
+from voicebot.session.speaker import Speaker
+from voicebot.session.transfer_watch import TransferWatch
 from voicebot.session.turn_taking import TurnTaking
-from voicebot.speech.numbers import normalize_digits
 from voicebot.speech.stt import Transcript
-from voicebot.telephony.channel import CallChannel
-from voicebot.transfer import TransferPolicy, TurnObservation, VerifiedFacts, summary
-
-if TYPE_CHECKING:
-    from voicebot.handoff import HandoffPackage, TransferQueue
+from voicebot.telephony.channel import CallChannel, MediaOutput
 
 MAX_DIALOGUE_FAILURES = 3
-_PIN_HINTS = ("pin", "code", "number is")
-
-
-@dataclass(frozen=True, slots=True)
-class DigitsTimedOut:
-    """No further key was pressed within the inter-digit time."""
-
-
-@dataclass(frozen=True, slots=True)
-class ShutdownRequested:
-    """The server is stopping: say goodbye and hang up cleanly."""
-
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class SilenceTimedOut:
-    """The caller has said nothing for ``silence_prompt_s`` while the bot listened."""
-
-
-SessionEvent = (
-    UtteranceEnded
-    | SpeechConfirmed
-    | DtmfFrame
-    | HangupFrame
-    | DigitsTimedOut
-    | SilenceTimedOut
-    | ShutdownRequested
+TECHNICAL_GOODBYE = (
+    "I'm sorry, I'm having technical problems. Please call back a little later. Goodbye."
 )
+STRAY_KEYS = "Sorry, those keys don't do anything here. To reach a person, press 0."
+
+__all__ = ["CallSession", "DigitsTimedOut", "ShutdownRequested", "SilenceTimedOut"]
 
 
 class CallSession:
@@ -88,29 +70,34 @@ class CallSession:
         self.services = services
         self.config = services.config
         self.record = CallRecord(channel.call_id, channel.caller_id, channel.transport)
-        self.speaker = Speaker(services.synthesizer, channel.output)
         self.log = CallLogger(channel.call_id)
-        self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
-        self._idle = asyncio.Event()
-        self._media_time = 0.0
-        self._listening_since = 0.0
-        self._caller_speaking = False
+        self.speaker = Speaker(services.synthesizer, channel.output)
+        self.inbox = Inbox()
         self.keypad = KeypadEntry(self.config.session.dtmf_interdigit_s)
-        self._expects_pin = False
+        self.keeper = RecordKeeper(self.record, services.store, self.log)
+        self.ear = Listening(
+            self.inbox, self.keypad, self.config.session.silence_prompt_s, self.log
+        )
+        self.replies = Replies(self.speaker, self.inbox, self.keeper, self.ear.become_idle)
+        self.rasa = DialogueLink(services.dialogue, channel.call_id, channel.caller_id)
+        self.pin = PinGuard()
+        self.transfers = TransferWatch(self.config.transfer, self.log)
+        self.handoff_texts = HandoffTexts()
         self._silence_prompts = 0
         self._dialogue_failures = 0
         self._hung_up_by_caller = False
         self._ended = False
         self.handed_off = False  # the call now belongs to an agent: don't hang up
-        self._background: set[asyncio.Task[None]] = set()
-        self.policy = TransferPolicy(self.config.transfer)
-        self.handover_texts = HandoverTexts()
         self.turns = TurnTaking(
             Endpointer(self.config.endpointing, services.vad.stream()),
             services.transcriber,
-            self._on_endpoint_event,
+            self.ear.on_endpoint_event,
             self._reads_complete if self.config.endpointing.semantic_end_of_turn else None,
         )
+
+    @property
+    def output(self) -> MediaOutput:
+        return self.channel.output
 
     # ------------------------------------------------------------------ public
 
@@ -119,7 +106,9 @@ class CallSession:
         self.log.event(
             "call_started", caller=self.channel.caller_id, transport=self.channel.transport
         )
-        reader = asyncio.create_task(self._read_input(), name=f"reader-{self.channel.call_id}")
+        reader = asyncio.create_task(
+            self.ear.read(self.channel, self.turns.push), name=f"reader-{self.channel.call_id}"
+        )
         try:
             await self._disclose()
             while not self._ended:
@@ -134,7 +123,7 @@ class CallSession:
 
     def request_shutdown(self, message: str) -> None:
         """Ask the call to end politely (SIGTERM): goodbye, BYE, record saved."""
-        self._post(ShutdownRequested(message))
+        self.inbox.post(ShutdownRequested(message))
 
     async def wait_idle(self) -> None:
         """Resolve once the bot has answered everything and is listening.
@@ -142,66 +131,16 @@ class CallSession:
         Scripted callers (fixtures, tests) wait on this between turns so they
         can feed audio faster than real time without barging in.
         """
-        await self._idle.wait()
-
-    # ------------------------------------------------------------------ input
-
-    async def _read_input(self) -> None:
-        try:
-            async for frame in self.channel.frames():
-                if isinstance(frame, AudioFrame):
-                    self._media_time += frame.duration_s
-                    self.turns.push(frame.pcm)
-                    self._check_timers()
-                elif isinstance(frame, DtmfFrame):
-                    self.keypad.pressed_at(self._media_time)
-                    self._post(frame)
-                elif isinstance(frame, HangupFrame):
-                    self._post(frame)
-                    return
-            self._post(HangupFrame("media ended"))
-        except Exception as exc:
-            self.log.error("input_failed", error=repr(exc))
-            self._post(HangupFrame(f"input failed: {exc}"))
-
-    def _on_endpoint_event(self, event: EndpointEvent) -> None:
-        if isinstance(event, SpeechStarted):
-            self._caller_speaking = True
-        elif isinstance(event, UtteranceEnded):
-            self._caller_speaking = False
-            self._listening_since = self._media_time
-            self._post(event)
-        elif isinstance(event, SpeechConfirmed):
-            self._post(event)
-        elif isinstance(event, NoiseDiscarded):
-            self._caller_speaking = False
+        await self.inbox.idle.wait()
 
     def _reads_complete(self, text: str) -> bool:
         """Semantic end of turn: do the caller's words so far finish a request?"""
-        return reads_complete(text, expects_pin=self._expects_pin)
-
-    def _check_timers(self) -> None:
-        cfg = self.config.session
-        if self.keypad.timed_out(self._media_time):
-            self._post(DigitsTimedOut())
-        quiet = self._idle.is_set() and not self._caller_speaking and not self.keypad.pending
-        if quiet and self._media_time - self._listening_since >= cfg.silence_prompt_s:
-            self._listening_since = self._media_time
-            self._post(SilenceTimedOut())
-
-    def _post(self, event: SessionEvent) -> None:
-        self._idle.clear()
-        self._events.put_nowait(event)
+        return reads_complete(text, expects_pin=self.pin.expects_pin)
 
     async def _next_event(self) -> SessionEvent:
-        if self._events.empty() and not self.speaker.speaking:
-            self._become_idle()
-        return await self._events.get()
-
-    def _become_idle(self) -> None:
-        if not self._idle.is_set():
-            self._listening_since = self._media_time
-            self._idle.set()
+        if self.inbox.empty() and not self.speaker.speaking:
+            self.ear.become_idle()
+        return await self.inbox.get()
 
     # ------------------------------------------------------------------ dispatch
 
@@ -215,7 +154,9 @@ class CallSession:
         elif isinstance(event, UtteranceEnded):
             await self._on_utterance(event.utterance)
         elif isinstance(event, DtmfFrame):
-            await self._on_digit(event.digit)
+            entry = self.keypad.press(event.digit, expects_pin=self.pin.expects_pin)
+            if entry is not None:
+                await self._submit_digits(entry)
         elif isinstance(event, DigitsTimedOut):
             await self._submit_digits(self.keypad.take())
         elif isinstance(event, SilenceTimedOut):
@@ -226,19 +167,17 @@ class CallSession:
             await self.say_and_wait(event.message)
             self._end("server shutting down")
 
-    # ------------------------------------------------------------------ disclosure
-
     async def _disclose(self) -> None:
         """Say the disclosure first, to the end — unless the caller presses 0."""
         text = self.config.session.disclosure
         turn = self.record.add_turn(None, "none", bot_text=text)
         self.record.disclosure = {"text": text, "at": turn.at}
-        self._save()
+        self.keeper.save()
         self.log.event("disclosure_started")
         handle = self.speaker.say(text, interruptible=False)
         deferred: list[SessionEvent] = []
         while not handle.done:
-            event = await self._race(handle)
+            event = await self.inbox.get_unless(handle.wait())
             if event is None:
                 break
             if isinstance(event, DtmfFrame) and event.digit == "0" and not self.keypad.pending:
@@ -253,22 +192,9 @@ class CallSession:
             if self._ended:
                 return
         turn.timings["tts_first_audio_s"] = handle.first_audio_s or 0.0
-        self._save()
+        self.keeper.save()
         for event in deferred:
-            self._events.put_nowait(event)
-
-    async def _race(self, handle: SpeechHandle) -> SessionEvent | None:
-        """Next event, or ``None`` when the handle finishes first."""
-        getter = asyncio.ensure_future(self._events.get())
-        waiter = asyncio.ensure_future(handle.wait())
-        done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
-            waiter.cancel()
-            return getter.result()
-        getter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await getter
-        return None
+            self.inbox.requeue(event)
 
     # ------------------------------------------------------------------ turns
 
@@ -285,8 +211,6 @@ class CallSession:
         if not text:
             await self._not_heard(utterance, heard.transcript)
             return
-        if self._expects_pin or any(h in text.lower() for h in _PIN_HINTS):
-            text = normalize_digits(text)
         timings = {
             "endpoint_wait_s": utterance.endpoint_wait_s,
             "stt_s": heard.transcript.elapsed_s,  # compute, incl. queueing for a worker
@@ -295,6 +219,7 @@ class CallSession:
             "stt_runs": float(heard.stt_runs),
         }
         audio = {k: round(v, 3) for k, v in utterance.stats.items()}
+        text = self.pin.heard(text)
         await self._converse(text, "speech", timings, audio=audio, ended_at=heard.ended_at)
 
     async def _not_heard(self, utterance: Utterance, transcript: Transcript) -> None:
@@ -311,25 +236,18 @@ class CallSession:
         cfg = self.config.session
         if voiced >= cfg.not_heard_min_voiced_s:
             self.record.add_turn("[not understood]", "speech", bot_text=cfg.not_heard_prompt)
-            await self._speak(cfg.not_heard_prompt)
-
-    async def _on_digit(self, digit: str) -> None:
-        entry = self.keypad.press(digit, expects_pin=self._expects_pin)
-        if entry is not None:
-            await self._submit_digits(entry)
+            self.replies.prompt(cfg.not_heard_prompt)
 
     async def _submit_digits(self, digits: str) -> None:
         """A finished keypad entry: a PIN, the lone 0 for a person, or stray keys."""
         if not digits:
             return
-        if not self._expects_pin and digits != "0":
+        if not self.pin.expects_pin and digits != "0":
             self.log.event("dtmf_unexpected", digits=len(digits))
-            text = "Sorry, those keys don't do anything here. To reach a person, press 0."
-            self.record.add_turn(f"[keypad: {digits}]", "dtmf", bot_text=text)
-            await self._speak(text)
+            self.record.add_turn(f"[keypad: {digits}]", "dtmf", bot_text=STRAY_KEYS)
+            self.replies.prompt(STRAY_KEYS)
             return
-        shown = mask_keyed_digits(digits) if self._expects_pin else digits
-        message = dtmf_message(digits, expects_pin=self._expects_pin)
+        shown, message = self.pin.keyed(digits)
         await self._converse(message, "dtmf", {}, shown=shown, ended_at=time.perf_counter())
 
     async def _converse(
@@ -344,24 +262,39 @@ class CallSession:
     ) -> None:
         """Send one caller turn to Rasa, record it (redacted), then answer or transfer.
         ``ended_at`` (perf_counter) is when the caller's turn ended: ``reply_s`` runs from it."""
-        pin_context = self._expects_pin
+        pin_context = self.pin.expects_pin
         started = time.perf_counter()
         try:
-            reply = await self.services.dialogue.send(
-                self.channel.call_id, text, {"caller_id": self.channel.caller_id}
-            )
+            reply = await self.rasa.send(text)
         except DialogueError as exc:
             self.log.error("dialogue_failed", error=str(exc))
             self.record.errors.append(f"dialogue failed: {exc}")
-            caller_text = self._caller_text(text, input_kind, shown, redact=pin_context)
+            caller_text = self.pin.caller_text(text, input_kind, shown, redact=pin_context)
             await self._reply_with_apology(caller_text, input_kind, str(exc), audio, shown)
             return
         self._dialogue_failures = 0
         timings["dialogue_s"] = time.perf_counter() - started
-        redact = pin_context or _mentions_pin(reply)
-        self._apply_state(reply)
+        redact = self.pin.must_redact(reply, pin_context=pin_context)
+        self.pin.apply(reply, self.record.verified)
+        turn = self._record_turn(text, input_kind, shown, redact, reply, timings, audio)
+        if await self._transfer_if_decided(turn, reply, shown if input_kind == "dtmf" else None):
+            return
+        await self.replies.answer(turn, end_call=reply.end_call, ended_at=ended_at)
+        if reply.end_call and turn.bot_text:
+            self._end("bot ended the call")
+
+    def _record_turn(
+        self,
+        text: str,
+        input_kind: str,
+        shown: str | None,
+        redact: bool,
+        reply: DialogueReply,
+        timings: dict[str, float],
+        audio: dict[str, float] | None,
+    ) -> Turn:
         turn = self.record.add_turn(
-            self._caller_text(text, input_kind, shown, redact=redact),
+            self.pin.caller_text(text, input_kind, shown, redact=redact),
             input_kind,
             intent=reply.intent,
             confidence=_round(reply.confidence),
@@ -370,7 +303,7 @@ class CallSession:
             timings={k: round(v, 4) for k, v in timings.items()},
             audio=audio or {},
         )
-        self._save()  # the turn is on disk before the reply plays (a crash loses nothing)
+        self.keeper.save()  # the turn is on disk before the reply plays (a crash loses nothing)
         self.log.event(
             "turn",
             index=turn.index,
@@ -379,123 +312,9 @@ class CallSession:
             confidence=turn.confidence,
             redacted=redact,
         )
-        observation = observe(turn, reply, shown if input_kind == "dtmf" else None)
-        if await self._transfer_if_decided(turn, observation):
-            return
-        await self._speak_turn(turn, end_call=reply.end_call, ended_at=ended_at)
+        return turn
 
-    def _caller_text(self, text: str, input_kind: str, shown: str | None, *, redact: bool) -> str:
-        if input_kind == "dtmf":
-            return f"[keypad: {shown if shown is not None else text}]"
-        return mask_pin(text) if redact else text
-
-    def _apply_state(self, reply: DialogueReply) -> None:
-        self._expects_pin = reply.expects_pin
-        for key in ("caller_id_matched", "pin_verified"):
-            value = getattr(reply, key)
-            if value is not None:
-                self.record.verified[key] = value
-
-    # ------------------------------------------------------------------ transfer
-
-    async def _transfer_if_decided(self, turn: Turn, observation: TurnObservation) -> bool:
-        decision = self.policy.observe(observation)
-        if decision is None:
-            return False
-        facts = VerifiedFacts(self.channel.caller_id, **self.record.verified)
-        line = summary(self.policy.state.turns, decision, facts, self.config.transfer)
-        self.record.transfer = self.policy.state.record(line)
-        self.log.event("transfer_decided", reason=decision.reason, trigger=decision.trigger)
-        turn.bot_text = self.handover_texts.announce
-        self._save()
-        self.speaker.interrupt()
-        result = await hand_over(self, self.handover_texts)
-        if self.record.transfer is not None:
-            self.record.transfer["handoff"] = result
-        self._end(f"handoff: {result['status']}")
-        return True
-
-    def store_package(self, package: HandoffPackage) -> None:
-        """Keep the handoff package even when no queue is configured."""
-        store = self.services.store
-        if store is not None and hasattr(store, "save_handoff"):
-            store.save_handoff(package.to_dict(), "no_agent", utc_now())
-
-    async def wait_for_hangup(self) -> None:
-        """While on hold: ignore everything but the caller leaving (and transcribe nothing)."""
-        self.turns.transcribing = False
-        self.turns.close()
-        try:
-            while True:
-                event = await self._events.get()
-                if isinstance(event, HangupFrame):
-                    self._hung_up_by_caller = True
-                    return
-        finally:
-            self.turns.transcribing = True
-
-    async def ask_yes_no(self, question: str) -> bool:
-        """Ask, then read the caller's next turn as yes (Rasa ``affirm``, key 1) or no."""
-        turn = self.record.add_turn(None, "none", bot_text=question)
-        self._save()
-        await self.say_and_wait(question)
-        self._become_idle()
-        while True:
-            event = await self._events.get()
-            if isinstance(event, HangupFrame):
-                self._hung_up_by_caller = True
-                return False
-            if isinstance(event, SilenceTimedOut):
-                return False
-            if isinstance(event, DtmfFrame):
-                return event.digit == "1"
-            if isinstance(event, UtteranceEnded):
-                return await self._yes_no_answer(event.utterance, turn)
-
-    async def _yes_no_answer(self, utterance: Utterance, question: Turn) -> bool:
-        text = (await self.turns.transcript(utterance)).transcript.text.strip()
-        try:
-            reply = await self.services.dialogue.send(
-                self.channel.call_id, text, {"caller_id": self.channel.caller_id}
-            )
-            intent, confidence = reply.intent, reply.confidence
-        except DialogueError as exc:
-            # Rasa is down (maybe why we are here): a plain yes must still count.
-            intent, confidence = ("affirm" if _plain_yes(text) else None), None
-            self.record.errors.append(f"dialogue failed: {exc}")
-        self.record.add_turn(
-            text,
-            "speech",
-            intent=intent,
-            confidence=_round(confidence),
-            audio=dict(utterance.stats),
-        )
-        return intent == "affirm"
-
-    # ------------------------------------------------------------------ speaking
-
-    async def _speak_turn(
-        self, turn: Turn, *, end_call: bool, ended_at: float | None = None
-    ) -> None:
-        if not turn.bot_text:
-            self._save()
-            return
-        handle = self.speaker.say(turn.bot_text)
-        task = asyncio.create_task(self._finish_turn(turn, handle, ended_at))
-        if end_call:
-            await task
-            self._end("bot ended the call")
-
-    async def _finish_turn(self, turn: Turn, handle: SpeechHandle, ended_at: float | None) -> None:
-        await handle.wait()
-        turn.timings["tts_first_audio_s"] = handle.first_audio_s or 0.0
-        if handle.first_packet_s is not None:
-            turn.timings["first_packet_s"] = handle.first_packet_s
-        if handle.first_packet_at is not None and ended_at is not None:
-            turn.timings["reply_s"] = round(handle.first_packet_at - ended_at, 4)
-        turn.bot_interrupted = handle.interrupted
-        self._save()
-        await self._idle_after(handle)
+    # ------------------------------------------------------------------ failures, silence
 
     async def _reply_with_apology(
         self,
@@ -507,56 +326,86 @@ class CallSession:
     ) -> None:
         """Rasa or STT failed: apologise; the transfer policy may hand the caller over."""
         self._dialogue_failures += 1
-        cfg = self.config.session
+        apology = self.config.session.rasa_error_apology
         turn = self.record.add_turn(
-            caller_text,
-            input_kind,
-            bot_text=cfg.rasa_error_apology,
-            error=error,
-            audio=audio or {},
+            caller_text, input_kind, bot_text=apology, error=error, audio=audio or {}
         )
-        observation = observe(turn, None, shown, failed=True)
-        if await self._transfer_if_decided(turn, observation):
+        if await self._transfer_if_decided(turn, None, shown, failed=True):
             return
         if self._dialogue_failures >= MAX_DIALOGUE_FAILURES:
-            turn.bot_text = (
-                "I'm sorry, I'm having technical problems. "
-                "Please call back a little later. Goodbye."
-            )
+            turn.bot_text = TECHNICAL_GOODBYE
             await self.say_and_wait(turn.bot_text)
             self._end("repeated technical failures")
             return
-        await self._speak(cfg.rasa_error_apology)
+        self.replies.prompt(apology)
 
     async def _on_silence(self) -> None:
         self._silence_prompts += 1
         cfg = self.config.session
         if self._silence_prompts == 1:
             self.record.add_turn(None, "none", bot_text=cfg.silence_prompt)
-            await self._speak(cfg.silence_prompt)
+            self.replies.prompt(cfg.silence_prompt)
             return
         self.record.add_turn(None, "none", bot_text=cfg.silence_goodbye)
         await self.say_and_wait(cfg.silence_goodbye)
         self._end("caller silent")
 
-    async def _speak(self, text: str) -> SpeechHandle:
-        """Say something outside a dialogue turn (prompts, apologies); keep listening."""
-        self._save()
-        handle = self.speaker.say(text)
-        task = asyncio.create_task(self._idle_after(handle))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return handle
+    # ------------------------------------------------------------------ handoff
 
-    async def _idle_after(self, handle: SpeechHandle) -> None:
-        await handle.wait()
-        if self._events.empty() and not self.speaker.speaking:
-            self._become_idle()
+    async def _transfer_if_decided(
+        self, turn: Turn, reply: DialogueReply | None, dtmf: str | None, *, failed: bool = False
+    ) -> bool:
+        if self.transfers.decide(self.record, turn, reply, dtmf, failed=failed) is None:
+            return False
+        turn.bot_text = self.handoff_texts.announce
+        self.keeper.save()
+        self.speaker.interrupt()
+        result = await hand_off(self, self.services.queue, self.handoff_texts)
+        self.handed_off = result["status"] == "answered"
+        if self.record.transfer is not None:
+            self.record.transfer["handoff"] = result
+        self._end(f"handoff: {result['status']}")
+        return True
 
     async def say_and_wait(self, text: str) -> None:
-        with contextlib.suppress(Exception):
-            handle = self.speaker.say(text, interruptible=False)
-            await handle.wait()
+        await self.replies.say_and_wait(text)
+
+    async def wait_for_hangup(self) -> None:
+        """While on hold: ignore everything but the caller leaving (and transcribe nothing)."""
+        self.turns.transcribing = False
+        self.turns.close()
+        try:
+            while not isinstance(await self.inbox.get(), HangupFrame):
+                pass
+            self._hung_up_by_caller = True
+        finally:
+            self.turns.transcribing = True
+
+    async def ask_yes_no(self, question: str) -> bool:
+        """Ask, then read the caller's next turn as yes (Rasa ``affirm``, key 1) or no."""
+        self.record.add_turn(None, "none", bot_text=question)
+        self.keeper.save()
+        await self.say_and_wait(question)
+        self.ear.become_idle()
+        while True:
+            event = await self.inbox.get()
+            if isinstance(event, HangupFrame):
+                self._hung_up_by_caller = True
+                return False
+            if isinstance(event, SilenceTimedOut):
+                return False
+            if isinstance(event, DtmfFrame):
+                return event.digit == "1"
+            if isinstance(event, UtteranceEnded):
+                text = (await self.turns.transcript(event.utterance)).transcript.text.strip()
+                intent, confidence, error = await self.rasa.yes_no(text)
+                if error is not None:
+                    self.record.errors.append(error)
+                stats = dict(event.utterance.stats)
+                self.record.add_turn(
+                    text, "speech", intent=intent, confidence=_round(confidence), audio=stats
+                )
+                return intent == "affirm"
 
     # ------------------------------------------------------------------ ending
 
@@ -571,7 +420,7 @@ class CallSession:
         self._end("session closed")
         self.speaker.interrupt()
         if self.handed_off and self.services.queue is not None:
-            self._free_agent_when_done(self.services.queue)
+            release_agent_when_done(self.channel, self.services.queue, self.channel.call_id)
         if not self._hung_up_by_caller and not self.handed_off:
             with contextlib.suppress(Exception):
                 await self.channel.hangup()
@@ -579,46 +428,10 @@ class CallSession:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
         self.turns.close()
-        self._save()
-        await self._forget_dialogue()
-        self._idle.set()
+        self.keeper.save()
+        await self.rasa.forget()
+        self.inbox.idle.set()
         self.log.event("call_ended", outcome=self.record.outcome, turns=len(self.record.turns))
-
-    def _free_agent_when_done(self, queue: TransferQueue) -> None:
-        """A bridged call still occupies the agent after the session ends."""
-        call_id = self.channel.call_id
-        after_handoff = getattr(self.channel, "after_handoff", None)
-        if after_handoff is not None:
-            after_handoff(lambda: queue.call_ended(call_id))
-        else:
-            queue.call_ended(call_id)
-
-    async def _forget_dialogue(self) -> None:
-        """Drop Rasa's copy of the conversation: it holds raw text (maybe a PIN)."""
-        forget = getattr(self.services.dialogue, "forget", None)
-        if forget is not None:
-            with contextlib.suppress(Exception):
-                await forget(self.channel.call_id)
-
-    def _save(self) -> None:
-        store = self.services.store
-        if store is None:
-            return
-        try:
-            store.save(self.record)
-        except Exception as exc:  # storage trouble must not drop the caller
-            self.log.error("record_save_failed", error=repr(exc))
-
-
-def _mentions_pin(reply: DialogueReply) -> bool:
-    return reply.intent == "provide_pin" or any(e.get("entity") == "pin" for e in reply.entities)
-
-
-_YES = re.compile(r"^\W*(yes|yeah|yep|sure|please|ok(ay)?|correct|that'?s right)\b", re.I)
-
-
-def _plain_yes(text: str) -> bool:
-    return bool(_YES.match(text))
 
 
 def _round(value: float | None) -> float | None:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from voicebot.audio.vad import SileroVad
     from voicebot.config import Config
     from voicebot.dialogue.rasa_client import RasaClient
-    from voicebot.handoff import TransferQueue
+    from voicebot.session.handoff import HandoffPort
     from voicebot.speech.stt import Transcriber
     from voicebot.speech.tts import Synthesizer
     from voicebot.storage.call_store import CallStore
@@ -27,4 +27,6 @@ class Services:
     dialogue: RasaClient
     vad: SileroVad
     store: CallStore | None = None
-    queue: TransferQueue | None = None  # None: no agents, transfers end in a callback offer
+    # The agents' queue (voicebot.handoff.TransferQueue in production).
+    # None: no agents, transfers end in a callback offer.
+    queue: HandoffPort | None = None

@@ -36,7 +36,7 @@ from voicebot.audio.endpointing import (
     SpeechResumed,
     UtteranceEnded,
 )
-from voicebot.frames import Utterance
+from voicebot.core.frames import Utterance
 from voicebot.speech.stt import Transcript
 
 # Ended turns whose transcript nobody has asked for yet (the bot still busy with an

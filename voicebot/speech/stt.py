@@ -38,7 +38,7 @@ from faster_whisper.transcribe import get_suppressed_tokens
 
 from voicebot.audio.resample import resample
 from voicebot.config import SpeechConfig
-from voicebot.frames import SAMPLE_RATE
+from voicebot.core.frames import SAMPLE_RATE
 from voicebot.speech.whisper_model import resolve_model_dir
 
 log = logging.getLogger(__name__)

@@ -50,7 +50,7 @@ import numpy as np
 
 from voicebot.audio.resample import resample
 from voicebot.config import TtsConfig
-from voicebot.frames import SAMPLE_RATE
+from voicebot.core.frames import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from voicebot.session.record import CallRecord
+from voicebot.core.record import CallRecord
 
 # Each entry upgrades the schema by one version; never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (

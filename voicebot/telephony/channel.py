@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from voicebot.frames import HangupFrame, InputFrame
+from voicebot.core.frames import HangupFrame, InputFrame
 
 
 @runtime_checkable

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from voicebot.audio.wavfile import read_audio, write_wav
-from voicebot.frames import (
+from voicebot.core.frames import (
     DTMF_DIGITS,
     AudioFrame,
     DtmfFrame,

@@ -29,7 +29,7 @@ import numpy as np
 import soxr
 
 from voicebot.audio.resample import resample
-from voicebot.frames import (
+from voicebot.core.frames import (
     FRAME_MS,
     FRAME_SAMPLES,
     SAMPLE_RATE,

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
-from voicebot.frames import FRAME_SAMPLES, AudioFrame, HangupFrame
+from voicebot.core.frames import FRAME_SAMPLES, AudioFrame, HangupFrame
 from voicebot.telephony.channel import MediaOutput
 from voicebot.telephony.media_stream import (
     MediaStreamChannel,

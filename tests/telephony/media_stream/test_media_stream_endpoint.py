@@ -17,7 +17,7 @@ from aiohttp import web
 from media_stream_replay import FakeCarrier, connect, recorded_session, serve
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
-from voicebot.frames import FRAME_SAMPLES, AudioFrame, DtmfFrame, HangupFrame, InputFrame
+from voicebot.core.frames import FRAME_SAMPLES, AudioFrame, DtmfFrame, HangupFrame, InputFrame
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.media_stream import (
     MediaStreamChannel,

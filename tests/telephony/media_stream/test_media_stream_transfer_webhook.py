@@ -15,8 +15,9 @@ import numpy as np
 from aiohttp import web
 
 from voicebot.audio.g711 import ulaw_encode
-from voicebot.frames import AudioFrame, HangupFrame, InputFrame
+from voicebot.core.frames import AudioFrame, HangupFrame, InputFrame
 from voicebot.handoff import AgentConfig, HandoffPackage
+from voicebot.handoff.dialer import ChannelDialer
 from voicebot.telephony.media_stream import (
     MediaStreamChannel,
     MediaStreamOutput,
@@ -31,7 +32,6 @@ from voicebot.telephony.media_stream.webhook import (
     verify_signature,
 )
 from voicebot.telephony.sip.refer import TransferOutcome
-from voicebot.telephony.transfer import ChannelDialer
 
 SECRET = "s3cret-shared-with-the-integrator"
 AGENT = AgentConfig("alice", "sip:alice@pbx.example.com")

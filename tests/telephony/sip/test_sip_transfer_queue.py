@@ -19,10 +19,10 @@ from sip_uac import Leg, Uac, sdp
 from sipmessage import Request
 
 from voicebot.handoff import AgentConfig, Answered, HandoffConfig, HandoffPackage, TransferQueue
+from voicebot.handoff.dialer import ChannelDialer
 from voicebot.storage.call_store import SqliteCallStore
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.sip import SipConfig, SipServer
-from voicebot.telephony.transfer import ChannelDialer
 
 pytestmark = pytest.mark.sip
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
-from voicebot.frames import (
+from voicebot.core.frames import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
     AudioFrame,
@@ -31,7 +31,7 @@ from voicebot.frames import (
     HangupFrame,
     InputFrame,
 )
-from voicebot.logs import CallLogger
+from voicebot.core.logs import CallLogger
 from voicebot.telephony.channel import inbox_frames
 from voicebot.telephony.media_stream.serializer import Start, TwilioSerializer
 

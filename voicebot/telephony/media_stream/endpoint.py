@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from voicebot.logs import CallLogger, format_event
+from voicebot.core.logs import CallLogger, format_event
 from voicebot.telephony.media_stream.channel import (
     CALLER_ID_PARAMETERS,
     DEFAULT_LEAD_S,

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from voicebot.frames import DTMF_DIGITS
+from voicebot.core.frames import DTMF_DIGITS
 
 ULAW_ENCODING = "audio/x-mulaw"
 

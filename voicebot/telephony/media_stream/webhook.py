@@ -55,12 +55,12 @@ import hmac
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import aiohttp
 
-from voicebot.logs import format_event
+from voicebot.config import MediaStreamTransferConfig
+from voicebot.core.logs import format_event
 
 log = logging.getLogger("voicebot.telephony.media_stream")
 
@@ -72,23 +72,6 @@ PAYLOAD_VERSION = 1
 DEFAULT_TOLERANCE_S = 300.0
 
 WebhookResult = Literal["answered", "failed"]
-
-
-@dataclass
-class MediaStreamTransferConfig:
-    """Where transfers of media-stream calls are posted (None: not configured)."""
-
-    webhook_url: str | None = None
-    timeout_s: float = 10.0
-    secret: str | None = None  # HMAC-SHA256 key for X-Voicebot-Signature
-
-    def validate(self) -> None:
-        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"media stream transfer webhook_url must be http(s): {self.webhook_url!r}"
-            )
-        if self.timeout_s <= 0:
-            raise ValueError("media stream transfer timeout_s must be positive")
 
 
 class _Agent(Protocol):

@@ -23,7 +23,7 @@ import numpy as np
 
 from voicebot.audio.g711 import ulaw_encode
 from voicebot.audio.resample import resample
-from voicebot.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, silence, split_frames
+from voicebot.core.frames import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, silence, split_frames
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "session.jsonl"

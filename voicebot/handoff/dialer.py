@@ -30,14 +30,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from voicebot.core.logs import format_event
 from voicebot.handoff.config import AgentConfig
 from voicebot.handoff.package import HandoffPackage
 from voicebot.handoff.rings import RING_RESULTS, Dialer, RingResult
-from voicebot.logs import format_event
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.media_stream.webhook import TransferWebhook, ring_media_stream
 
-log = logging.getLogger("voicebot.telephony.transfer")
+log = logging.getLogger("voicebot.handoff.dialer")
 
 Lookup = Callable[[str], CallChannel | None]
 OutcomeListener = Callable[[str, str, dict[str, Any]], None]

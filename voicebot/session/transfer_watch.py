@@ -1,14 +1,24 @@
-"""What the transfer policy learns from one caller turn (redacted text only).
+"""Consulting the transfer policy after every caller turn.
 
-Kept apart from the session so the mapping from a dialogue turn to the
-policy's vocabulary is one short, testable function.
+The mapping from a dialogue turn to the policy's vocabulary (redacted text
+only) is one short function, :func:`observe`; :class:`TransferWatch` feeds it
+to the policy and, when the policy decides, writes the decision and its
+one-line summary into the call record.
 """
 
 from __future__ import annotations
 
+from voicebot.core.logs import CallLogger
+from voicebot.core.record import CallRecord, Turn
 from voicebot.dialogue.rasa_client import DialogueReply
-from voicebot.session.record import Turn
-from voicebot.transfer import TurnObservation
+from voicebot.transfer import (
+    TransferConfig,
+    TransferDecision,
+    TransferPolicy,
+    TurnObservation,
+    VerifiedFacts,
+    summary,
+)
 
 # A turn with one of these intents got the caller something done (for the
 # transfer policy's "long call without progress" signal).
@@ -59,3 +69,31 @@ def _ranked(entry: object) -> tuple[str, float]:
         return str(entry.get("name")), float(entry.get("confidence") or 0.0)
     name, confidence = entry  # type: ignore[misc]
     return str(name), float(confidence)
+
+
+class TransferWatch:
+    """One call's transfer policy, fed turn by turn."""
+
+    def __init__(self, config: TransferConfig, log: CallLogger) -> None:
+        self.config = config
+        self.policy = TransferPolicy(config)
+        self.log = log
+
+    def decide(
+        self,
+        record: CallRecord,
+        turn: Turn,
+        reply: DialogueReply | None,
+        dtmf: str | None,
+        *,
+        failed: bool = False,
+    ) -> TransferDecision | None:
+        """Observe the turn; on a decision, record it (with its summary) and return it."""
+        decision = self.policy.observe(observe(turn, reply, dtmf, failed=failed))
+        if decision is None:
+            return None
+        facts = VerifiedFacts(record.caller_id, **record.verified)
+        line = summary(self.policy.state.turns, decision, facts, self.config)
+        record.transfer = self.policy.state.record(line)
+        self.log.event("transfer_decided", reason=decision.reason, trigger=decision.trigger)
+        return decision
