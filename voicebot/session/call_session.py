@@ -32,7 +32,9 @@ from voicebot.core.logs import CallLogger
 from voicebot.core.record import CallRecord, Turn
 from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
 from voicebot.dialogue.turn_completion import reads_complete
+from voicebot.session.caller_line import SessionLine
 from voicebot.session.dialogue_link import DialogueLink
+from voicebot.session.disclosure import disclose
 from voicebot.session.events import (
     DigitsTimedOut,
     Inbox,
@@ -51,15 +53,13 @@ from voicebot.session.speaker import Speaker
 from voicebot.session.transfer_watch import TransferWatch
 from voicebot.session.turn_taking import TurnTaking
 from voicebot.speech.stt import Transcript
-from voicebot.telephony.channel import CallChannel, MediaOutput
+from voicebot.telephony.channel import CallChannel
 
 MAX_DIALOGUE_FAILURES = 3
 TECHNICAL_GOODBYE = (
     "I'm sorry, I'm having technical problems. Please call back a little later. Goodbye."
 )
 STRAY_KEYS = "Sorry, those keys don't do anything here. To reach a person, press 0."
-
-__all__ = ["CallSession", "DigitsTimedOut", "ShutdownRequested", "SilenceTimedOut"]
 
 
 class CallSession:
@@ -85,7 +85,6 @@ class CallSession:
         self.handoff_texts = HandoffTexts()
         self._silence_prompts = 0
         self._dialogue_failures = 0
-        self._hung_up_by_caller = False
         self._ended = False
         self.handed_off = False  # the call now belongs to an agent: don't hang up
         self.turns = TurnTaking(
@@ -94,10 +93,16 @@ class CallSession:
             self.ear.on_endpoint_event,
             self._reads_complete if self.config.endpointing.semantic_end_of_turn else None,
         )
-
-    @property
-    def output(self) -> MediaOutput:
-        return self.channel.output
+        self.line = SessionLine(
+            channel.output,
+            self.inbox,
+            self.turns,
+            self.rasa,
+            self.replies,
+            self.keeper,
+            self.ear.become_idle,
+            self.log,
+        )
 
     # ------------------------------------------------------------------ public
 
@@ -146,7 +151,7 @@ class CallSession:
 
     async def _dispatch(self, event: SessionEvent) -> None:
         if isinstance(event, HangupFrame):
-            self._hung_up_by_caller = True
+            self.line.hung_up_by_caller = True
             self._end(f"caller: {event.reason}")
         elif isinstance(event, SpeechConfirmed):
             if self.speaker.interrupt():
@@ -168,33 +173,13 @@ class CallSession:
             self._end("server shutting down")
 
     async def _disclose(self) -> None:
-        """Say the disclosure first, to the end — unless the caller presses 0."""
         text = self.config.session.disclosure
-        turn = self.record.add_turn(None, "none", bot_text=text)
-        self.record.disclosure = {"text": text, "at": turn.at}
-        self.keeper.save()
-        self.log.event("disclosure_started")
-        handle = self.speaker.say(text, interruptible=False)
-        deferred: list[SessionEvent] = []
-        while not handle.done:
-            event = await self.inbox.get_unless(handle.wait())
-            if event is None:
-                break
-            if isinstance(event, DtmfFrame) and event.digit == "0" and not self.keypad.pending:
-                handle.interrupt()
-                turn.bot_interrupted = True
-            if isinstance(event, ShutdownRequested):
-                handle.interrupt()
-            if isinstance(event, HangupFrame | DtmfFrame | ShutdownRequested):
-                await self._dispatch(event)
-            elif not isinstance(event, SpeechConfirmed):
-                deferred.append(event)  # caller talked over it: answer afterwards
-            if self._ended:
-                return
-        turn.timings["tts_first_audio_s"] = handle.first_audio_s or 0.0
-        self.keeper.save()
-        for event in deferred:
-            self.inbox.requeue(event)
+        await disclose(text, self.speaker, self.inbox, self.keypad, self.keeper, self._cut_in)
+
+    async def _cut_in(self, event: SessionEvent) -> bool:
+        """An event that cuts the disclosure short; True when the call ended."""
+        await self._dispatch(event)
+        return self._ended
 
     # ------------------------------------------------------------------ turns
 
@@ -211,13 +196,7 @@ class CallSession:
         if not text:
             await self._not_heard(utterance, heard.transcript)
             return
-        timings = {
-            "endpoint_wait_s": utterance.endpoint_wait_s,
-            "stt_s": heard.transcript.elapsed_s,  # compute, incl. queueing for a worker
-            "stt_wait_s": heard.wait_s,  # what the caller waited after the turn ended
-            "stt_early": float(heard.early),
-            "stt_runs": float(heard.stt_runs),
-        }
+        timings = heard.timings(utterance)
         audio = {k: round(v, 3) for k, v in utterance.stats.items()}
         text = self.pin.heard(text)
         await self._converse(text, "speech", timings, audio=audio, ended_at=heard.ended_at)
@@ -276,43 +255,15 @@ class CallSession:
         timings["dialogue_s"] = time.perf_counter() - started
         redact = self.pin.must_redact(reply, pin_context=pin_context)
         self.pin.apply(reply, self.record.verified)
-        turn = self._record_turn(text, input_kind, shown, redact, reply, timings, audio)
+        caller_text = self.pin.caller_text(text, input_kind, shown, redact=redact)
+        turn = self.keeper.dialogue_turn(
+            caller_text, input_kind, reply, redacted=redact, timings=timings, audio=audio
+        )
         if await self._transfer_if_decided(turn, reply, shown if input_kind == "dtmf" else None):
             return
         await self.replies.answer(turn, end_call=reply.end_call, ended_at=ended_at)
         if reply.end_call and turn.bot_text:
             self._end("bot ended the call")
-
-    def _record_turn(
-        self,
-        text: str,
-        input_kind: str,
-        shown: str | None,
-        redact: bool,
-        reply: DialogueReply,
-        timings: dict[str, float],
-        audio: dict[str, float] | None,
-    ) -> Turn:
-        turn = self.record.add_turn(
-            self.pin.caller_text(text, input_kind, shown, redact=redact),
-            input_kind,
-            intent=reply.intent,
-            confidence=_round(reply.confidence),
-            bot_text=" ".join(reply.texts),
-            redacted=redact,
-            timings={k: round(v, 4) for k, v in timings.items()},
-            audio=audio or {},
-        )
-        self.keeper.save()  # the turn is on disk before the reply plays (a crash loses nothing)
-        self.log.event(
-            "turn",
-            index=turn.index,
-            input=input_kind,
-            intent=reply.intent,
-            confidence=turn.confidence,
-            redacted=redact,
-        )
-        return turn
 
     # ------------------------------------------------------------------ failures, silence
 
@@ -360,7 +311,7 @@ class CallSession:
         turn.bot_text = self.handoff_texts.announce
         self.keeper.save()
         self.speaker.interrupt()
-        result = await hand_off(self, self.services.queue, self.handoff_texts)
+        result = await hand_off(self.line, self.services.queue, self.handoff_texts)
         self.handed_off = result["status"] == "answered"
         if self.record.transfer is not None:
             self.record.transfer["handoff"] = result
@@ -369,43 +320,6 @@ class CallSession:
 
     async def say_and_wait(self, text: str) -> None:
         await self.replies.say_and_wait(text)
-
-    async def wait_for_hangup(self) -> None:
-        """While on hold: ignore everything but the caller leaving (and transcribe nothing)."""
-        self.turns.transcribing = False
-        self.turns.close()
-        try:
-            while not isinstance(await self.inbox.get(), HangupFrame):
-                pass
-            self._hung_up_by_caller = True
-        finally:
-            self.turns.transcribing = True
-
-    async def ask_yes_no(self, question: str) -> bool:
-        """Ask, then read the caller's next turn as yes (Rasa ``affirm``, key 1) or no."""
-        self.record.add_turn(None, "none", bot_text=question)
-        self.keeper.save()
-        await self.say_and_wait(question)
-        self.ear.become_idle()
-        while True:
-            event = await self.inbox.get()
-            if isinstance(event, HangupFrame):
-                self._hung_up_by_caller = True
-                return False
-            if isinstance(event, SilenceTimedOut):
-                return False
-            if isinstance(event, DtmfFrame):
-                return event.digit == "1"
-            if isinstance(event, UtteranceEnded):
-                text = (await self.turns.transcript(event.utterance)).transcript.text.strip()
-                intent, confidence, error = await self.rasa.yes_no(text)
-                if error is not None:
-                    self.record.errors.append(error)
-                stats = dict(event.utterance.stats)
-                self.record.add_turn(
-                    text, "speech", intent=intent, confidence=_round(confidence), audio=stats
-                )
-                return intent == "affirm"
 
     # ------------------------------------------------------------------ ending
 
@@ -421,7 +335,7 @@ class CallSession:
         self.speaker.interrupt()
         if self.handed_off and self.services.queue is not None:
             release_agent_when_done(self.channel, self.services.queue, self.channel.call_id)
-        if not self._hung_up_by_caller and not self.handed_off:
+        if not self.line.hung_up_by_caller and not self.handed_off:
             with contextlib.suppress(Exception):
                 await self.channel.hangup()
         reader.cancel()
@@ -432,7 +346,3 @@ class CallSession:
         await self.rasa.forget()
         self.inbox.idle.set()
         self.log.event("call_ended", outcome=self.record.outcome, turns=len(self.record.turns))
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)

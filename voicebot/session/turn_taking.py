@@ -68,6 +68,16 @@ class TurnTranscript:
     stt_runs: int  # transcriptions started for this turn, including dropped ones
     ended_at: float  # perf_counter() when the turn ended (the reply's clock starts here)
 
+    def timings(self, utterance: Utterance) -> dict[str, float]:
+        """The turn's listening and STT timings, as the call record keeps them."""
+        return {
+            "endpoint_wait_s": utterance.endpoint_wait_s,
+            "stt_s": self.transcript.elapsed_s,  # compute, incl. queueing for a worker
+            "stt_wait_s": self.wait_s,  # what the caller waited after the turn ended
+            "stt_early": float(self.early),
+            "stt_runs": float(self.stt_runs),
+        }
+
 
 class _EndedTurn(NamedTuple):
     """A turn that has ended and whose transcript the session has not asked for yet."""
