@@ -321,3 +321,29 @@ def test_config_from_toml_tables_and_token_rules() -> None:
     twins = [AgentConfig(n, "sip:x@h", token="same-token-0123456789") for n in "ab"]
     with pytest.raises(ValueError, match="own token"):
         HandoffConfig(agents=twins).validate()
+
+
+async def test_the_queue_serves_the_sessions_handoff_port(store: SqliteCallStore) -> None:
+    """hand_off builds the package from the record and answers in the caller's terms."""
+    from handoff_builders import fraud_decision, fraud_record
+
+    from voicebot.session.handoff import OfferOutcome
+
+    ringing: list[str] = []
+    waiting: list[float] = []
+    queue = make_queue(
+        store, "alice", "bob", dialer=ScriptedDialer({"alice": ["declined"], "bob": ["answered"]})
+    )
+    record = fraud_record("call-p")
+    record.transfer = fraud_decision()
+    outcome = await queue.hand_off(record, ringing.append, waiting.append)
+    assert outcome == OfferOutcome("answered", 2, "bob")
+    assert sorted(ringing) == ["alice", "bob"] and not waiting
+    assert store.get_handoff("call-p")["status"] == "answered"  # type: ignore[index]
+
+    busy = make_queue(store, "carol", dialer=ScriptedDialer(), wait=0.1)
+    busy.set_available("carol", False)
+    other = fraud_record("call-q")
+    other.transfer = fraud_decision()
+    outcome = await busy.hand_off(other, ringing.append, waiting.append)
+    assert outcome == OfferOutcome("no_agent", 0) and waiting
