@@ -357,7 +357,7 @@ class CtrlEvent:
 
 @dataclass
 class BaresipCaller:
-    """A headless baresip (DESIGN §4) controlled over ctrl_tcp.
+    """A headless baresip controlled over ctrl_tcp.
 
     The call is placed with a ctrl_tcp ``dial`` (not ``-e``), so the test can
     time set-up from the command to ``CALL_ESTABLISHED``.

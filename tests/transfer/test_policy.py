@@ -276,7 +276,7 @@ def test_dtmf_turn_needs_no_audio_stats() -> None:
 
 
 def test_the_package_does_no_io_and_imports_nothing_above_it() -> None:
-    """DESIGN §1: the decision is pure and sits below the session."""
+    """The decision is pure and sits below the session (docs/ARCHITECTURE.md)."""
     package = Path(voicebot.transfer.__file__).parent
     # fmt: off
     banned_modules = ("asyncio", "socket", "aiohttp", "requests", "subprocess", "threading",

@@ -1,6 +1,6 @@
 """Streaming Silero voice-activity detection for 8 kHz telephone audio.
 
-Why Silero: Whisper invents words in silence (DESIGN §2), so only speech may
+Why Silero: Whisper invents words in silence, so only speech may
 reach STT, and energy gates fail on line noise.  The Silero v6 ONNX model ships
 inside faster-whisper, so it is already installed and works offline.
 

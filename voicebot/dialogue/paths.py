@@ -1,7 +1,7 @@
 """Where the Rasa project and the Rasa venv live.
 
 Rasa 3.6 needs Python 3.10 and pins that clash with the app, so it runs from
-its own venv (DESIGN §3): ``<project>/.venv-rasa`` by default, or wherever
+its own venv: ``<project>/.venv-rasa`` by default, or wherever
 ``$VOICEBOT_RASA_VENV`` points.  voicebot only ever runs it as a subprocess.
 """
 

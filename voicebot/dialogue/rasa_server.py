@@ -10,7 +10,8 @@ that server.
             reply = await client.send(call_id, "what's my balance", {"caller_id": "+15550100"})
 
 Rasa is launched through ``rasa_project/launch_rasa.py``: importing skops.io
-before TensorFlow takes model loading from ~10 s to ~0.5 s (DESIGN §3), and a
+before TensorFlow takes model loading from ~10 s to ~0.5 s (skops scans
+``sys.modules``, which is slow once TensorFlow is in), and a
 compiled validator for action results saves ~30 ms per custom action.
 """
 

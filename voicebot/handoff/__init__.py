@@ -1,13 +1,16 @@
-"""Moving a call to a person: the handoff package, the agent queue, ringing.
+"""Carrying out a transfer: the handoff package, the agents' queue, ringing.
 
-Sits above the session, beside the transports (DESIGN §1): it imports the
-pure transfer decision's vocabulary, never the other way round.  Usage from
-the session::
+Sits above the session and the transports: it uses the pure transfer
+decision's vocabulary and the call record, never the other way round.  The
+session reaches the queue only through its narrow port
+(:class:`voicebot.session.handoff.HandoffPort`), which ``TransferQueue``
+implements::
 
-    package = HandoffPackage.from_record(record, record.transfer)
-    result = await queue.offer(package, on_step=...)   # Answered | NoAgent | Abandoned
-    if isinstance(result, NoAgent):
+    outcome = await queue.hand_off(record, on_ringing, on_waiting)  # OfferOutcome
+    if outcome.status == "no_agent":
         queue.request_callback(record.call_id, confirmed_number)
+
+``queue.offer(package, on_step=...)`` is the full-detail form the desk and tests use.
 """
 
 from voicebot.core.redaction import mask_card_numbers

@@ -1,7 +1,7 @@
 """What the handoff layer needs from the call store, and the words it stores.
 
-A Protocol rather than the SQLite class so a PostgreSQL store (DESIGN §1,
-scaling out) only has to provide these methods.
+A Protocol rather than the SQLite class so a PostgreSQL store (several
+voicebot workers sharing one database) only has to provide these methods.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Speech to text for endpointed telephone utterances (faster-whisper, CPU, int8).
 
 Why not just ``WhisperModel.transcribe``?  It always pads to a 30 s window, and
-the encoder alone costs ~840 ms at 30 s vs ~90–110 ms at 8–10 s (DESIGN §2).
+the encoder alone costs ~840 ms at 30 s vs ~90–110 ms at 8–10 s.
 A turn is usually 1–3 s, so we compute the log-mel features ourselves, pad them
 to a window that scales with the utterance (≥ ``min_window_s``, ≥ ~2× the
 speech, 30 s for long speech) and call the CTranslate2 model's ``encode`` /
@@ -14,7 +14,8 @@ telephone band but can be echoed back on unintelligible audio; the echo is
 stripped (and the decode retried once without the prompt).
 
 No ``vad_filter``: the endpointer already cut the utterance, and a second VAD
-pass on telephone audio clipped words (DESIGN §2).
+pass on telephone audio clipped words ("No! That is not what I asked for!" read
+as "No.").
 
 One ``WhisperModel`` serves every call; a bounded thread pool of
 ``num_workers`` makes extra requests queue instead of oversubscribing the cores.

@@ -1,6 +1,6 @@
 """Text to speech: pyttsx3 driving espeak-ng, delivered as 8 kHz int16 telephone audio.
 
-pyttsx3 2.99 has sharp edges on Linux (DESIGN §2), each handled here:
+pyttsx3 2.99 has sharp edges on Linux, each handled here:
 
 * it is not thread-safe and espeak-ng is one global C library per process, so a
   single module-wide worker thread owns the only engine; every ``Synthesizer``

