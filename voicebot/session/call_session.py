@@ -51,7 +51,7 @@ from voicebot.session.replies import Replies
 from voicebot.session.services import Services
 from voicebot.session.speaker import Speaker
 from voicebot.session.transfer_watch import TransferWatch
-from voicebot.session.turn_taking import TurnTaking
+from voicebot.session.turn_taking import TurnTaking, unreadable
 from voicebot.speech.stt import Transcript
 from voicebot.telephony.channel import CallChannel
 
@@ -93,15 +93,9 @@ class CallSession:
             self.ear.on_endpoint_event,
             self._reads_complete if self.config.endpointing.semantic_end_of_turn else None,
         )
+        become_idle = self.ear.become_idle
         self.line = SessionLine(
-            channel.output,
-            self.inbox,
-            self.turns,
-            self.rasa,
-            self.replies,
-            self.keeper,
-            self.ear.become_idle,
-            self.log,
+            channel.output, self.inbox, self.turns, self.rasa, self.replies, become_idle
         )
 
     # ------------------------------------------------------------------ public
@@ -204,14 +198,7 @@ class CallSession:
     async def _not_heard(self, utterance: Utterance, transcript: Transcript) -> None:
         """Real speech that STT could not read: ask again rather than leave dead air."""
         voiced = utterance.stats.get("voiced_s", 0.0)
-        self.log.event(
-            "empty_transcript",
-            voiced_s=round(voiced, 2),
-            audio_s=round(transcript.audio_s, 2),
-            rms_dbfs=round(utterance.stats.get("rms_dbfs", 0.0), 1),
-            no_speech_prob=round(transcript.no_speech_prob, 2),
-            avg_logprob=round(transcript.avg_logprob, 2),
-        )
+        self.log.event("empty_transcript", **unreadable(utterance, transcript))
         cfg = self.config.session
         if voiced >= cfg.not_heard_min_voiced_s:
             self.record.add_turn("[not understood]", "speech", bot_text=cfg.not_heard_prompt)

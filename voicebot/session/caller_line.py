@@ -15,7 +15,6 @@ from voicebot.core.logs import CallLogger
 from voicebot.core.record import CallRecord
 from voicebot.session.dialogue_link import DialogueLink
 from voicebot.session.events import Inbox, SilenceTimedOut
-from voicebot.session.record_keeper import RecordKeeper
 from voicebot.session.replies import Replies
 from voicebot.session.turn_taking import TurnTaking
 from voicebot.telephony.channel import MediaOutput
@@ -29,19 +28,17 @@ class SessionLine:
         turns: TurnTaking,
         rasa: DialogueLink,
         replies: Replies,
-        keeper: RecordKeeper,
         become_idle: Callable[[], None],
-        log: CallLogger,
     ) -> None:
         self.output = output
         self.inbox = inbox
         self.turns = turns
         self.rasa = rasa
         self.replies = replies
-        self.keeper = keeper
-        self.record: CallRecord = keeper.record
+        self.keeper = replies.keeper
+        self.record: CallRecord = self.keeper.record
+        self.log: CallLogger = self.keeper.log
         self.become_idle = become_idle
-        self.log = log
         self.hung_up_by_caller = False  # then the session must not send its own hang-up
 
     async def say_and_wait(self, text: str) -> None:

@@ -200,3 +200,14 @@ def _retrieve(task: asyncio.Task[Transcript]) -> None:
     """Mark a dropped task's outcome as seen (no 'exception never retrieved')."""
     if not task.cancelled():
         task.exception()
+
+
+def unreadable(utterance: Utterance, transcript: Transcript) -> dict[str, float]:
+    """What to log about speech STT could not read (to tell noise from a bad line)."""
+    return {
+        "voiced_s": round(utterance.stats.get("voiced_s", 0.0), 2),
+        "audio_s": round(transcript.audio_s, 2),
+        "rms_dbfs": round(utterance.stats.get("rms_dbfs", 0.0), 1),
+        "no_speech_prob": round(transcript.no_speech_prob, 2),
+        "avg_logprob": round(transcript.avg_logprob, 2),
+    }
