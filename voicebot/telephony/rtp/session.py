@@ -24,6 +24,7 @@ import numpy as np
 
 from voicebot.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voicebot.frames import FRAME_MS, FRAME_SAMPLES
+from voicebot.telephony.net import Addr
 from voicebot.telephony.rtp.dtmf import DtmfDetector
 from voicebot.telephony.rtp.jitter import JitterBuffer
 from voicebot.telephony.rtp.packet import RtpError, RtpPacket, is_rtcp
@@ -34,8 +35,6 @@ FRAME_S = FRAME_MS / 1000
 MAX_CATCHUP_S = 0.1
 MAX_RTP_DATAGRAM = 1500
 COMFORT_NOISE_PT = 13
-
-Addr = tuple[str, int]
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """SIP user agent: answers calls over UDP and hands each one over as a CallChannel.
 
-``SipServer(SipConfig(...), on_call)`` is the whole public surface; see
-``server.py`` for the lifecycle and ``call.py`` for what a call does, including
-``SipCall.transfer`` (REFER, with ``bridge.py`` as the fallback).
+``SipServer(SipConfig(...), on_call)`` is the whole public surface.  Inside,
+layers import only downward (docs/SIP.md draws them): ``transport`` (the
+socket) → ``transaction_layer`` (RFC 3261 §17) → ``dialog_table`` → the call
+legs (``leg``, ``outbound``, ``bridge``, ``call``, which reach the user agent
+only through the ``agent.UserAgent`` port) → ``server`` (the user agent core).
 """
 
+from voicebot.telephony.sip.agent import UserAgent
 from voicebot.telephony.sip.bridge import Bridge
 from voicebot.telephony.sip.call import CallState, SipCall
 from voicebot.telephony.sip.config import PeerAllowlist, SipConfig
@@ -22,4 +25,5 @@ __all__ = [
     "SipConfig",
     "SipServer",
     "TransferOutcome",
+    "UserAgent",
 ]

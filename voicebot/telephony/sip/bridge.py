@@ -14,8 +14,11 @@ once it is answered a :class:`Bridge` joins the two legs:
   into permanent delay;
 * either side hanging up (BYE, RTP timeout, shutdown) BYEs the other.
 
-The session has ended by then; the caller's :class:`SipCall` stays up
-because the server skips its usual BYE while :attr:`SipCall.bridged`.
+The session has ended by then; the caller's
+:class:`~voicebot.telephony.sip.call.SipCall` stays up because it skips its
+usual BYE while :attr:`~voicebot.telephony.sip.call.SipCall.bridged`.  The
+bridge only needs what every :class:`CallLeg` has, so it knows nothing of
+the caller's side and imports nothing above the legs.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sipmessage import Response
@@ -34,21 +36,20 @@ from voicebot.telephony.sip.leg import CallLeg
 from voicebot.telephony.sip.outbound import DialFailed, OutboundCall
 from voicebot.telephony.sip.refer import TargetUri, TransferOutcome, result_of
 
-if TYPE_CHECKING:
-    from voicebot.telephony.sip.call import SipCall
-
 DEFAULT_MAX_DELAY_MS = 120
 
 
-async def bridge_to(call: SipCall, target: TargetUri) -> TransferOutcome:
-    """Call ``target`` and, once answered, bridge it to ``call``.
+async def bridge_to(
+    call: CallLeg, target: TargetUri, *, caller_id: str | None = None
+) -> TransferOutcome:
+    """Call ``target`` (as ``caller_id``) and, once answered, bridge it to ``call``.
 
     Returns "answered" with the bridge up, "declined" (486/600/603),
     "timeout" (408/480/487) or "failed".  Cancellation CANCELs the INVITE.
     """
     outcome = TransferOutcome("failed", "bridge")
     try:
-        leg = await OutboundCall.create(call._ua, target, caller_id=call.caller_id)
+        leg = await OutboundCall.create(call.ua, target, caller_id=caller_id)
     except DialFailed as exc:
         outcome.reason = str(exc)
         return outcome
@@ -68,11 +69,11 @@ async def bridge_to(call: SipCall, target: TargetUri) -> TransferOutcome:
             outcome.result, outcome.reason = "failed", "a leg ended as the agent answered"
             await leg.hangup("caller gone")
         else:
-            Bridge(call, leg, max_delay_ms=call._ua.config.bridge_max_delay_ms).start()
+            Bridge(call, leg, max_delay_ms=call.ua.config.bridge_max_delay_ms).start()
     return outcome
 
 
-async def _dial_unless_caller_leaves(call: SipCall, leg: OutboundCall) -> Response | None:
+async def _dial_unless_caller_leaves(call: CallLeg, leg: OutboundCall) -> Response | None:
     """The INVITE's final response, or None (after a CANCEL) if the caller hung up."""
     dial = asyncio.ensure_future(leg.dial())
     try:
@@ -93,7 +94,7 @@ class Bridge:
     """Relays audio between a caller's leg and an agent's until one hangs up."""
 
     def __init__(
-        self, caller: SipCall, agent: OutboundCall, *, max_delay_ms: int = DEFAULT_MAX_DELAY_MS
+        self, caller: CallLeg, agent: OutboundCall, *, max_delay_ms: int = DEFAULT_MAX_DELAY_MS
     ) -> None:
         self.caller = caller
         self.agent = agent
@@ -140,7 +141,7 @@ class Bridge:
         self.end_reason = leg.hangup_reason
         other = self.agent if leg is self.caller else self.caller
         if not other.ended:
-            other._spawn(other.hangup(f"{leg.peer_role} hung up"))
+            other.ua.spawn(other.hangup(f"{leg.peer_role} hung up"))
         self.ended.set()
         self.caller.log.event(
             "sip_bridge_down",

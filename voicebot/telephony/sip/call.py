@@ -19,13 +19,15 @@ import contextlib
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sipmessage import Address, Request, Response
 
 from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, InputFrame
+from voicebot.telephony.net import Addr
 from voicebot.telephony.rtp.session import NoFreePortError
+from voicebot.telephony.sip.agent import UserAgent
+from voicebot.telephony.sip.bridge import bridge_to
 from voicebot.telephony.sip.dialog import Dialog
 from voicebot.telephony.sip.leg import SDP, CallLeg, CallState, Reject, parse_sdp
 from voicebot.telephony.sip.message import ALLOWED_METHODS, make_response, new_tag
@@ -43,9 +45,6 @@ from voicebot.telephony.sip.transaction import (
     ServerTransaction,
     TransactionTimeout,
 )
-
-if TYPE_CHECKING:
-    from voicebot.telephony.sip.server import SipServer
 
 __all__ = ["SDP", "CallState", "FrameQueue", "SipCall", "caller_id_of"]
 
@@ -109,10 +108,10 @@ def caller_id_of(invite: Request) -> str | None:
 
 
 class SipCall(CallLeg):
-    """A CallChannel over SIP/RTP.  Created by :class:`SipServer` per INVITE."""
+    """A CallChannel over SIP/RTP.  Created by the user agent per INVITE."""
 
     def __init__(
-        self, ua: SipServer, invite: Request, tx: InviteServerTransaction, peer: tuple[str, int]
+        self, ua: UserAgent, invite: Request, tx: InviteServerTransaction, peer: Addr
     ) -> None:
         dialog = Dialog.from_invite(invite, new_tag(), peer)
         super().__init__(ua, dialog, f"sip-{secrets.token_hex(8)}")
@@ -167,9 +166,9 @@ class SipCall(CallLeg):
             if self.ended:
                 return
             self._respond(180)
-            if self._ua.config.ring_s > 0:
+            if self.ua.config.ring_s > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._confirmed.wait(), self._ua.config.ring_s)
+                    await asyncio.wait_for(self._confirmed.wait(), self.ua.config.ring_s)
             if not self.ended:
                 self._send_ok(self._invite, self._invite_tx, record_route=True)
                 self.state = CallState.ANSWERED
@@ -183,18 +182,18 @@ class SipCall(CallLeg):
             self.reject(500, "internal error")
 
     async def _prepare_media(self) -> None:
-        host = self._ua.advertised_host(self.dialog.peer[0])
+        host = self.ua.advertised_host(self.dialog.peer[0])
         try:
-            port = await self.media.bind(self._ua.rtp_host, self._ua.allocator)
+            port = await self.ua.bind_rtp(self.media)
         except NoFreePortError as exc:
             raise Reject(503, "no free RTP port") from exc
         if not self._invite.body:
-            self._local_sdp = make_offer(host, port, self._origin, self._ua.codecs)
+            self._local_sdp = make_offer(host, port, self._origin, self.ua.codecs)
             self._offer_pending = True
             return
         offer = parse_sdp(self._invite.body)
         try:
-            plan, self._local_sdp = negotiate(offer, host, port, self._origin, self._ua.codecs)
+            plan, self._local_sdp = negotiate(offer, host, port, self._origin, self.ua.codecs)
         except NegotiationError as exc:
             raise Reject(488, str(exc)) from exc
         self._apply_plan(plan)
@@ -207,7 +206,7 @@ class SipCall(CallLeg):
         if warning:
             extra.append(("Warning", f'399 voicebot "{warning}"'))
         if code != 100:
-            extra += self._ua.dialog_headers(self.dialog.peer[0]) if code < 300 else []
+            extra += self.ua.dialog_headers(self.dialog.peer[0]) if code < 300 else []
         response = make_response(
             self._invite, code, to_tag=self.dialog.local_tag, headers=extra, record_route=code < 300
         )
@@ -251,7 +250,7 @@ class SipCall(CallLeg):
                 peer=f"{self.dialog.peer[0]}:{self.dialog.peer[1]}",
                 codec=self.plan and self.plan.codec,
             )
-            self._ua.start_handler(self)
+            self.ua.start_handler(self)
 
     def _on_notify(self, request: Request, tx: ServerTransaction) -> None:
         """RFC 3515 §2.4.4: the caller's phone reports how the REFERred call goes."""
@@ -298,7 +297,7 @@ class SipCall(CallLeg):
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
-        mode = mode or self._ua.config.transfer_mode
+        mode = mode or self.ua.config.transfer_mode
         outcome = self._cannot_transfer(target_uri, mode)
         if outcome is not None:
             return outcome
@@ -328,8 +327,6 @@ class SipCall(CallLeg):
         return TransferOutcome("failed", "none", reason=reason) if reason else None
 
     async def _transfer(self, target: TargetUri, mode: str) -> TransferOutcome:
-        from voicebot.telephony.sip.bridge import bridge_to
-
         refer: TransferOutcome | None = None
         if mode == "refer" and self._refer_abandoned:
             # The caller's phone may still be ringing an earlier agent we can no
@@ -340,7 +337,7 @@ class SipCall(CallLeg):
             if refer.result != "failed" or self.ended:
                 return refer
             self.log.event("sip_transfer_fallback", reason=refer.reason)
-        outcome = await bridge_to(self, target)
+        outcome = await bridge_to(self, target, caller_id=self.caller_id)
         if refer is not None:
             outcome.refer_code = refer.refer_code
             outcome.steps[:0] = refer.steps
@@ -352,7 +349,7 @@ class SipCall(CallLeg):
         request = self._refer_request(target)
         progress = ReferProgress(request.cseq.sequence)
         self._refers[progress.cseq] = progress
-        tx = self._ua.send_request(request, await self.dialog.destination())
+        tx = self.ua.send_request(request, await self.dialog.destination())
         self.log.event("sip_refer_sent", target=str(target.uri))
         outcome.steps.append("REFER")
         try:
@@ -377,8 +374,8 @@ class SipCall(CallLeg):
             self.log.event("sip_refer_abandoned", last_sipfrag=last and last[0])
 
     def _refer_request(self, target: TargetUri) -> Request:
-        host_port = self._ua.via_address(self.dialog.peer[0])
-        contact = self._ua.contact(self.dialog.peer[0])
+        host_port = self.ua.via_address(self.dialog.peer[0])
+        contact = self.ua.contact(self.dialog.peer[0])
         return self.dialog.request(
             "REFER",
             host_port,
@@ -388,7 +385,7 @@ class SipCall(CallLeg):
                 ("Contact", contact),
                 ("Allow", ", ".join(ALLOWED_METHODS)),
             ],
-            user_agent=self._ua.config.user_agent,
+            user_agent=self.ua.config.user_agent,
         )
 
     async def _refer_answered(
@@ -407,7 +404,7 @@ class SipCall(CallLeg):
 
     async def _follow_notifies(self, progress: ReferProgress, outcome: TransferOutcome) -> None:
         seen = 0
-        first_deadline = self._ua.timers.timeout  # §2.4.4: NOTIFY comes at once
+        first_deadline = self.ua.timers.timeout  # §2.4.4: NOTIFY comes at once
         while not progress.done:
             wait = None if progress.first_notify_at is not None else first_deadline
             try:

@@ -8,7 +8,6 @@ we send to an agent when bridging a transfer makes us the UAC
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import secrets
 import socket
 from collections.abc import Iterable
@@ -16,9 +15,8 @@ from dataclasses import dataclass, field
 
 from sipmessage import URI, Address, Request, Response
 
+from voicebot.telephony.net import Addr, bracket, is_ip
 from voicebot.telephony.sip.message import DEFAULT_PORT, header_tag, new_branch, with_tag
-
-Addr = tuple[str, int]
 
 
 @dataclass
@@ -108,7 +106,7 @@ class Dialog:
         """
         request = Request(method, uri)
         request.headers.add(
-            "Via", f"SIP/2.0/UDP {_host(via[0])}:{via[1]};branch={new_branch()};rport"
+            "Via", f"SIP/2.0/UDP {bracket(via[0])}:{via[1]};branch={new_branch()};rport"
         )
         request.headers.add("Max-Forwards", "70")
         request.headers.add("From", self.local_address)
@@ -157,7 +155,7 @@ class Dialog:
         if uri is None:
             return self.peer
         host = uri.host.strip("[]")
-        return (host, uri.port or DEFAULT_PORT) if _is_ip(host) else None
+        return (host, uri.port or DEFAULT_PORT) if is_ip(host) else None
 
     async def destination(self) -> Addr:
         """The first Route, else the remote target, resolved (§8.1.2, loose routing)."""
@@ -165,22 +163,10 @@ class Dialog:
         if uri is None:
             return self.peer
         host, port = uri.host.strip("[]"), uri.port or DEFAULT_PORT
-        if _is_ip(host):
+        if is_ip(host):
             return (host, port)
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except OSError:
             return self.peer
         return (str(infos[0][4][0]), port) if infos else self.peer
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

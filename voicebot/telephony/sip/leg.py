@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from sipmessage import Request, Response
 
 from voicebot.logs import CallLogger
+from voicebot.telephony._aio import first_of
 from voicebot.telephony.rtp.session import MediaSession, PlayoutBuffer, codec_by_name
+from voicebot.telephony.sip.agent import UserAgent
 from voicebot.telephony.sip.dialog import Dialog
 from voicebot.telephony.sip.message import ALLOWED_METHODS, make_response
 from voicebot.telephony.sip.sdp import (
@@ -39,9 +41,6 @@ from voicebot.telephony.sip.transaction import (
     TransactionTimeout,
     TwoXxRetransmitter,
 )
-
-if TYPE_CHECKING:
-    from voicebot.telephony.sip.server import SipServer
 
 T = TypeVar("T")
 SDP = "application/sdp"
@@ -69,7 +68,7 @@ class CallLeg:
     transport = "sip"
     peer_role = "caller"  # who a received BYE came from, for the hang-up reason
 
-    def __init__(self, ua: SipServer, dialog: Dialog, call_id: str) -> None:
+    def __init__(self, ua: UserAgent, dialog: Dialog, call_id: str) -> None:
         self.call_id = call_id
         self.dialog = dialog
         self.output = PlayoutBuffer()
@@ -80,7 +79,7 @@ class CallLeg:
         # Set while this leg is half of a transfer bridge: audio and the
         # hang-up go to the bridge instead of the session.
         self.bridge: Any = None
-        self._ua = ua
+        self.ua = ua
         self._origin = new_origin(ua.advertised_host(dialog.peer[0]))
         self._local_sdp: SessionDescription | None = None
         self._offer_pending = False  # our SDP offer (delayed offer) awaits the ACK's answer
@@ -88,7 +87,6 @@ class CallLeg:
         self._confirmed = asyncio.Event()
         self.ended_event = asyncio.Event()
         self._bye_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._started = asyncio.get_running_loop().time()
         self._end_callbacks: list[Callable[[CallLeg], None]] = []
         config = ua.config
@@ -127,16 +125,8 @@ class CallLeg:
 
         Cancelling the caller cancels ``awaitable`` too (shield it to keep it)."""
         task = asyncio.ensure_future(awaitable)
-        ended = asyncio.ensure_future(self.ended_event.wait())
-        try:
-            await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ended.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        return task.result() if task.done() and not task.cancelled() else None
+        await first_of(task, self.ended_event.wait())
+        return None if task.cancelled() else task.result()
 
     def send_media_from(self, source: PlayoutBuffer) -> None:
         """Send ``source`` instead of :attr:`output` from now on (a bridge).
@@ -175,7 +165,7 @@ class CallLeg:
             request,
             200,
             to_tag=self.dialog.local_tag,
-            headers=self._ua.dialog_headers(self.dialog.peer[0]),
+            headers=self.ua.dialog_headers(self.dialog.peer[0]),
             body=self._local_sdp.serialize(),
             content_type=SDP,
             record_route=record_route,
@@ -185,8 +175,8 @@ class CallLeg:
         retransmitter = TwoXxRetransmitter(
             bytes(response),
             tx.destination,
-            self._ua.send,
-            self._ua.timers,
+            self.ua.send,
+            self.ua.timers,
             lambda: self._no_ack(cseq),
         )
         self._retransmitters[cseq] = retransmitter
@@ -204,11 +194,11 @@ class CallLeg:
         """Delayed offer: our offer went in the 200, the answer comes in the ACK."""
         self._offer_pending = False
         try:
-            self._apply_plan(accept_answer(parse_sdp(ack.body), self._ua.codecs))
+            self._apply_plan(accept_answer(parse_sdp(ack.body), self.ua.codecs))
         except Reject as exc:
-            self._spawn(self.hangup(f"unusable SDP answer in ACK: {exc.warning}"))
+            self.ua.spawn(self.hangup(f"unusable SDP answer in ACK: {exc.warning}"))
         except NegotiationError as exc:
-            self._spawn(self.hangup(f"unusable SDP answer in ACK: {exc}"))
+            self.ua.spawn(self.hangup(f"unusable SDP answer in ACK: {exc}"))
 
     # ------------------------------------------------------ in-dialog requests
 
@@ -256,14 +246,14 @@ class CallLeg:
         self._send_ok(request, tx)
 
     def _renegotiate(self, request: Request) -> None:
-        host = self._ua.advertised_host(self.dialog.peer[0])
+        host = self.ua.advertised_host(self.dialog.peer[0])
         if not request.body:
-            self._local_sdp = make_offer(host, self.media.port, self._origin, self._ua.codecs)
+            self._local_sdp = make_offer(host, self.media.port, self._origin, self.ua.codecs)
             self._offer_pending = True
             return
         try:
             plan, answer = negotiate(
-                parse_sdp(request.body), host, self.media.port, self._origin, self._ua.codecs
+                parse_sdp(request.body), host, self.media.port, self._origin, self.ua.codecs
             )
         except NegotiationError as exc:
             raise Reject(488, str(exc)) from exc
@@ -293,7 +283,7 @@ class CallLeg:
                     request,
                     200,
                     to_tag=self.dialog.local_tag,
-                    headers=self._ua.capability_headers(),
+                    headers=self.ua.capability_headers(),
                 )
             )
         else:
@@ -305,7 +295,7 @@ class CallLeg:
         self.log.event("sip_no_ack", cseq=cseq)
         if self.state is CallState.ANSWERED:
             self.state = CallState.CONFIRMED  # §13.3.1.4: confirmed, then ended by BYE
-        self._spawn(self.hangup("no ACK for 200 OK"))
+        self.ua.spawn(self.hangup("no ACK for 200 OK"))
 
     # ------------------------------------------------------------- hang-up
 
@@ -315,7 +305,7 @@ class CallLeg:
             return
         if self.state is CallState.ANSWERED:  # §15: no BYE before the ACK (or its timeout)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._confirmed.wait(), self._ua.timers.timeout)
+                await asyncio.wait_for(self._confirmed.wait(), self.ua.timers.timeout)
         if self.ended:
             return
         self._end(reason)
@@ -327,14 +317,14 @@ class CallLeg:
 
     async def _send_bye(self) -> None:
         request = self.dialog.request(
-            "BYE", self._ua.via_address(self.dialog.peer[0]), user_agent=self._ua.config.user_agent
+            "BYE", self.ua.via_address(self.dialog.peer[0]), user_agent=self.ua.config.user_agent
         )
         destination = await self.dialog.destination()
-        tx = self._ua.send_request(request, destination)
+        tx = self.ua.send_request(request, destination)
         self.log.event("sip_bye_sent", to=f"{destination[0]}:{destination[1]}")
         try:
             response: Response = await asyncio.wait_for(
-                asyncio.shield(tx.result), self._ua.config.hangup_wait_s
+                asyncio.shield(tx.result), self.ua.config.hangup_wait_s
             )
             self.log.event("sip_bye_answered", code=response.code)
         except (TimeoutError, TransactionTimeout):
@@ -353,7 +343,7 @@ class CallLeg:
         self.ended_event.set()
         self._ended_hook(reason)
         self._log_end(reason)
-        self._ua.forget(self)
+        self.ua.forget(self)
         callbacks, self._end_callbacks = self._end_callbacks, []
         for callback in callbacks:
             callback(self)
@@ -387,13 +377,8 @@ class CallLeg:
         """Digits are the session's business; a plain leg ignores them."""
 
     def _on_media_timeout(self) -> None:
-        self.log.event("rtp_timeout", after_s=self._ua.config.rtp_timeout_s)
-        self._spawn(self.hangup("media timeout"))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.log.event("rtp_timeout", after_s=self.ua.config.rtp_timeout_s)
+        self.ua.spawn(self.hangup("media timeout"))
 
 
 def parse_sdp(body: bytes) -> SessionDescription:

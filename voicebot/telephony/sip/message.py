@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from sipmessage import Address, Message, Request, Response, Via
 from sipmessage.message import COMPACT_FORMS
 
+from voicebot.telephony.net import Addr
+
 MAGIC_COOKIE = "z9hG4bK"
 DEFAULT_PORT = 5060
 
@@ -65,8 +67,6 @@ REASONS = {
     503: "Service Unavailable",
     603: "Decline",
 }
-
-Addr = tuple[str, int]
 
 
 class SipParseError(ValueError):

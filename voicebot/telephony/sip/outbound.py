@@ -17,11 +17,12 @@ import secrets
 import socket
 import urllib.parse
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from sipmessage import Request, Response
 
+from voicebot.telephony.net import Addr, bracket
 from voicebot.telephony.rtp.session import NoFreePortError
+from voicebot.telephony.sip.agent import UserAgent
 from voicebot.telephony.sip.dialog import Dialog
 from voicebot.telephony.sip.leg import SDP, CallLeg, CallState, Reject, parse_sdp
 from voicebot.telephony.sip.message import (
@@ -35,9 +36,6 @@ from voicebot.telephony.sip.refer import TargetUri
 from voicebot.telephony.sip.sdp import NegotiationError, accept_answer, make_offer
 from voicebot.telephony.sip.transaction import InviteClientTransaction
 
-if TYPE_CHECKING:
-    from voicebot.telephony.sip.server import SipServer
-
 _USER_SAFE = "-_.!~*'()&=+$,;?/"  # RFC 3261 user-unreserved + unreserved
 
 
@@ -50,7 +48,7 @@ class OutboundCall(CallLeg):
 
     peer_role = "agent"
 
-    def __init__(self, ua: SipServer, invite: Request, dialog: Dialog) -> None:
+    def __init__(self, ua: UserAgent, invite: Request, dialog: Dialog) -> None:
         super().__init__(ua, dialog, f"sip-out-{secrets.token_hex(6)}")
         self.sip_call_id = dialog.call_id
         self.invite = invite
@@ -62,14 +60,14 @@ class OutboundCall(CallLeg):
         self._cancel_sent = False
         self._early_sdp: bytes = b""
         self._ack_wire: bytes = b""
-        self._ack_to: tuple[str, int] = dialog.peer
+        self._ack_to: Addr = dialog.peer
 
     # ------------------------------------------------------------- creation
 
     @classmethod
     async def create(
         cls,
-        ua: SipServer,
+        ua: UserAgent,
         target: TargetUri,
         *,
         caller_id: str | None = None,
@@ -86,15 +84,15 @@ class OutboundCall(CallLeg):
         dialog = _pre_dialog(ua, target, caller_id, await _resolve(target))
         call = cls(ua, _invite(ua, dialog, target, headers), dialog)
         try:
-            port = await call.media.bind(ua.rtp_host, ua.allocator)
+            port = await ua.bind_rtp(call.media)
         except NoFreePortError as exc:
             raise DialFailed("no free RTP port") from exc
         call._attach_offer(port)
         return call
 
     def _attach_offer(self, port: int) -> None:
-        host = self._ua.advertised_host(self.dialog.peer[0])
-        self._local_sdp = make_offer(host, port, self._origin, self._ua.codecs)
+        host = self.ua.advertised_host(self.dialog.peer[0])
+        self._local_sdp = make_offer(host, port, self._origin, self.ua.codecs)
         body = self._local_sdp.serialize()
         self.invite.headers.add("Content-Type", SDP)
         self.invite.headers.set("Content-Length", str(len(body)))
@@ -106,8 +104,8 @@ class OutboundCall(CallLeg):
         """Send the INVITE; return its final response (a 2xx means connected).
 
         Cancelled (the ring is over): CANCEL the INVITE and re-raise."""
-        self._ua.add_leg(self)
-        self._tx = self._ua.send_invite(self.invite, self.dialog.peer, self._on_response)
+        self.ua.add_leg(self)
+        self._tx = self.ua.send_invite(self.invite, self.dialog.peer, self._on_response)
         self.log.event(
             "sip_dialing",
             to=str(self.invite.uri),
@@ -134,10 +132,10 @@ class OutboundCall(CallLeg):
         if self._cancel_sent:
             return
         self._cancel_sent = True
-        self._ua.send_request(_cancel_for(self.invite), self.dialog.peer)
+        self.ua.send_request(_cancel_for(self.invite), self.dialog.peer)
         self.log.event("sip_cancel_sent", reason=self._cancel_reason)
         # No 487 within 64·T1: the agent's side is gone; give up on the leg.
-        asyncio.get_running_loop().call_later(self._ua.timers.timeout, self._cancel_unanswered)
+        asyncio.get_running_loop().call_later(self.ua.timers.timeout, self._cancel_unanswered)
 
     def _cancel_unanswered(self) -> None:
         if self.state is CallState.RINGING:
@@ -179,26 +177,26 @@ class OutboundCall(CallLeg):
         if self.state is CallState.RINGING:
             self._establish(response)
         elif tag == self.dialog.remote_tag and self._ack_wire:
-            self._ua.send(self._ack_wire, self._ack_to)  # a 2xx retransmission: re-ACK
+            self.ua.send(self._ack_wire, self._ack_to)  # a 2xx retransmission: re-ACK
         else:
-            self._spawn(_ack_and_bye(self._ua, self.invite, response, self.dialog.peer))
+            self.ua.spawn(_ack_and_bye(self.ua, self.invite, response, self.dialog.peer))
 
     def _establish(self, response: Response) -> None:
         self.dialog = Dialog.from_response(self.invite, response, self.dialog.peer)
         self.state = CallState.CONFIRMED
         self._confirmed.set()
-        self._ua.register_dialog(self)
+        self.ua.register_dialog(self)
         self._send_ack()
         if self._cancel_reason is not None:  # crossed our CANCEL: too late, hang up
             self._settle(_as_cancelled(response))
-            self._spawn(self.hangup(self._cancel_reason))
+            self.ua.spawn(self.hangup(self._cancel_reason))
             return
         try:
             self._apply_answer(response)
         except (Reject, NegotiationError) as exc:
             self.log.event("sip_bad_answer", error=str(exc))
             self._settle(_as_failure(response, 488))
-            self._spawn(self.hangup("unusable SDP answer"))
+            self.ua.spawn(self.hangup("unusable SDP answer"))
             return
         self.log.event("sip_agent_answered", codec=self.plan and self.plan.codec)
         self._settle(response)
@@ -207,14 +205,14 @@ class OutboundCall(CallLeg):
         body = response.body or self._early_sdp
         if not body:
             raise Reject(488, "no SDP answer")
-        self._apply_plan(accept_answer(parse_sdp(body), self._ua.codecs))
+        self._apply_plan(accept_answer(parse_sdp(body), self.ua.codecs))
 
     def _send_ack(self) -> None:
         """§13.2.2.4: to the remote target (the 2xx's Contact), like any in-dialog request."""
-        ack = self.dialog.ack(self.invite.cseq.sequence, self._ua.via_address(self.dialog.peer[0]))
+        ack = self.dialog.ack(self.invite.cseq.sequence, self.ua.via_address(self.dialog.peer[0]))
         self._ack_wire = bytes(ack)
         self._ack_to = self.dialog.destination_nowait() or self.dialog.peer
-        self._ua.send(self._ack_wire, self._ack_to)
+        self.ua.send(self._ack_wire, self._ack_to)
 
     def _settle(self, response: Response | None) -> None:
         if not self.final.done():
@@ -230,7 +228,7 @@ class OutboundCall(CallLeg):
 # ---------------------------------------------------------------- builders
 
 
-async def _resolve(target: TargetUri) -> tuple[str, int]:
+async def _resolve(target: TargetUri) -> Addr:
     """Where the INVITE goes: the URI's host (A/AAAA, no SRV) and port."""
     host, port = target.uri.host.strip("[]"), target.uri.port or DEFAULT_PORT
     try:
@@ -242,9 +240,7 @@ async def _resolve(target: TargetUri) -> tuple[str, int]:
     return str(infos[0][4][0]), port
 
 
-def _pre_dialog(
-    ua: SipServer, target: TargetUri, caller_id: str | None, peer: tuple[str, int]
-) -> Dialog:
+def _pre_dialog(ua: UserAgent, target: TargetUri, caller_id: str | None, peer: Addr) -> Dialog:
     """The dialog-to-be: our identity and the target (the To-tag comes with the 2xx)."""
     uri = target.uri
     local_host = ua.advertised_host(peer[0])
@@ -254,7 +250,7 @@ def _pre_dialog(
         call_id=new_call_id(local_host),
         local_tag=local_tag,
         remote_tag="",
-        local_address=f"<sip:{user}@{_bracket(local_host)}>;tag={local_tag}",
+        local_address=f"<sip:{user}@{bracket(local_host)}>;tag={local_tag}",
         remote_address=f"<{uri}>",
         remote_target=str(uri),
         route_set=[],
@@ -265,7 +261,7 @@ def _pre_dialog(
 
 
 def _invite(
-    ua: SipServer, dialog: Dialog, target: TargetUri, headers: Iterable[tuple[str, str]]
+    ua: UserAgent, dialog: Dialog, target: TargetUri, headers: Iterable[tuple[str, str]]
 ) -> Request:
     invite = dialog.new_request(
         "INVITE", target.uri, dialog.local_cseq, ua.via_address(dialog.peer[0])
@@ -293,9 +289,7 @@ def _cancel_for(invite: Request) -> Request:
     return cancel
 
 
-async def _ack_and_bye(
-    ua: SipServer, invite: Request, response: Response, peer: tuple[str, int]
-) -> None:
+async def _ack_and_bye(ua: UserAgent, invite: Request, response: Response, peer: Addr) -> None:
     """A 2xx from a second fork (another To-tag): ACK it, then end it (§13.2.2.4)."""
     dialog = Dialog.from_response(invite, response, peer)
     via = ua.via_address(peer[0])
@@ -314,7 +308,3 @@ def _as_failure(invite_or_response: Request | Response, code: int) -> Response:
 
 def _as_cancelled(response: Response) -> Response:
     return _as_failure(response, 487)
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

@@ -1,10 +1,13 @@
-"""The SIP user agent server: a UDP socket, the transaction layer, and calls.
+"""The SIP user agent core: admission, INVITE/OPTIONS/CANCEL, and the calls' lifecycle.
 
-Every datagram goes through one synchronous path (parse → transaction match →
-dispatch) in the event loop, so there is no locking; anything slow (binding
-RTP ports, ringing, running the caller's handler) is a task.  Every failure
-inside that path is caught and logged: a hostile datagram can cost us at most
-the datagram.
+It sits on the layers below and owns one of each — the transport (the UDP
+socket), the transaction layer and the dialog table — and implements the
+:class:`~voicebot.telephony.sip.agent.UserAgent` port its call legs use.
+Every datagram goes through one synchronous path (transport parse →
+admission → transaction match → dialog or new call) in the event loop, so
+there is no locking; anything slow (binding RTP ports, ringing, running the
+caller's handler) is a task.  Every failure inside that path is caught and
+logged by the transport: a hostile datagram can cost us at most the datagram.
 
 Usage::
 
@@ -20,69 +23,49 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import logging
-import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from sipmessage import URI, Request, Response
 
 from voicebot.logs import format_event
 from voicebot.telephony.channel import CallChannel
-from voicebot.telephony.rtp.session import PortAllocator
+from voicebot.telephony.net import Addr, bracket
+from voicebot.telephony.rtp.session import MediaSession, PortAllocator
+from voicebot.telephony.sip.agent import ConfirmedCall
 from voicebot.telephony.sip.call import CallState, SipCall
 from voicebot.telephony.sip.config import PeerAllowlist, SipConfig
+from voicebot.telephony.sip.dialog_table import DialogTable, DialogUser
 from voicebot.telephony.sip.leg import CallLeg
 from voicebot.telephony.sip.message import (
     ALLOWED_METHODS,
     KNOWN_METHODS,
-    MAGIC_COOKIE,
     RawRequest,
-    SipParseError,
     header_tag,
     make_response,
     new_tag,
-    parse_message,
     response_address,
-    stamp_via,
-    transaction_branch,
 )
 from voicebot.telephony.sip.transaction import (
     InviteClientTransaction,
     InviteServerTransaction,
     NonInviteClientTransaction,
-    NonInviteServerTransaction,
     ServerTransaction,
     Timers,
 )
+from voicebot.telephony.sip.transaction_layer import TransactionLayer
+from voicebot.telephony.sip.transport import SipTransport
 
 log = logging.getLogger("voicebot.telephony.sip")
 
 CallHandler = Callable[[CallChannel], Awaitable[None]]
-Addr = tuple[str, int]
-ClientTransaction = NonInviteClientTransaction | InviteClientTransaction
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # we honour no Require'd extension
 HANDLER_CANCEL_WAIT_S = 2.0
 
 
 def _event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     log.log(level, format_event(event, **fields))
-
-
-class _SipProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: SipServer) -> None:
-        self.server = server
-
-    def datagram_received(self, data: bytes, addr: Addr) -> None:
-        try:
-            self.server.datagram_received(data, addr[:2])
-        except Exception:
-            log.exception(format_event("sip_internal_error", peer=f"{addr[0]}:{addr[1]}"))
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug(format_event("sip_socket_error", error=str(exc)))
 
 
 class SipServer:
@@ -95,15 +78,12 @@ class SipServer:
         self.timers = Timers(config.t1_s, config.t2_s, config.t4_s)
         self.allocator = PortAllocator(config.rtp_port_min, config.rtp_port_max)
         self.codecs = tuple(c.upper() for c in config.codecs)
+        self.transport = SipTransport(config, self)
+        self.transactions = TransactionLayer(self.transport.send, self.timers)
+        self.dialogs = DialogTable()
         self._on_call = on_call
         self._allowlist = PeerAllowlist(config.allowed_peers)
-        self._transport: asyncio.DatagramTransport | None = None
-        self._port = config.listen_port
         self._accepting = True
-        self._server_txs: dict[tuple[Any, ...], ServerTransaction] = {}
-        self._client_txs: dict[tuple[str, str], ClientTransaction] = {}
-        self._dialogs: dict[tuple[str, str, str], CallLeg] = {}
-        self._calls: set[CallLeg] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -111,27 +91,22 @@ class SipServer:
 
     async def start(self) -> None:
         """Bind the UDP socket (port 0 picks a free one; read :attr:`port`)."""
-        loop = asyncio.get_running_loop()
-        self._transport, _ = await loop.create_datagram_endpoint(
-            lambda: _SipProtocol(self),
-            local_addr=(self.config.listen_host, self.config.listen_port),
-        )
-        self._port = self._transport.get_extra_info("sockname")[1]
-        _event("sip_listening", host=self.config.listen_host, port=self._port)
+        await self.transport.open()
+        _event("sip_listening", host=self.config.listen_host, port=self.port)
 
     @property
     def port(self) -> int:
-        return self._port
+        return self.transport.port
 
     @property
     def calls(self) -> list[SipCall]:
         """Callers' calls not yet ended (ringing, answered, in progress or bridged)."""
-        return [c for c in self._calls if isinstance(c, SipCall) and not c.ended]
+        return [c for c in self.dialogs if isinstance(c, SipCall) and not c.ended]
 
     @property
     def legs(self) -> list[CallLeg]:
         """Every live leg, agent legs of bridged transfers included."""
-        return [c for c in self._calls if not c.ended]
+        return [c for c in self.dialogs if isinstance(c, CallLeg) and not c.ended]
 
     def stop_accepting(self) -> None:
         """New INVITEs get 503 from now on; calls in progress go on."""
@@ -143,20 +118,15 @@ class SipServer:
         self.stop_accepting()
         if grace_s > 0 and self._handlers:
             await asyncio.wait(set(self._handlers), timeout=grace_s)
-        calls = list(self._calls)
-        if calls:
+        legs = list(self.dialogs)
+        if legs:
             await asyncio.gather(
-                *(c.hangup("server shutting down") for c in calls), return_exceptions=True
+                *(leg.hangup("server shutting down") for leg in legs), return_exceptions=True
             )
         await self._cancel_handlers()
-        for tx in list(self._client_txs.values()):
-            tx._stop_all()
-        for stx in list(self._server_txs.values()):
-            stx._stop_all()
-        if self._transport:
-            self._transport.close()
-            self._transport = None
-        _event("sip_closed", port=self._port)
+        self.transactions.close()
+        self.transport.close()
+        _event("sip_closed", port=self.port)
 
     async def _cancel_handlers(self) -> None:
         if self._handlers:
@@ -173,103 +143,51 @@ class SipServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # ------------------------------------------------------------- transport
+    # ------------------------------------------- messages from the transport
 
-    def send(self, data: bytes, addr: Addr) -> None:
-        if self._transport:
-            self._transport.sendto(data, addr)
-
-    def datagram_received(self, data: bytes, addr: Addr) -> None:
-        if len(data) > self.config.max_message_bytes:
-            _event(
-                "sip_dropped",
-                logging.WARNING,
-                peer=f"{addr[0]}:{addr[1]}",
-                reason="oversized",
-                size=len(data),
-            )
-            return
-        if not data.strip(b"\r\n\0 "):
-            return  # keep-alive (RFC 5626 CRLF ping)
-        try:
-            message = parse_message(data)
-        except SipParseError as exc:
-            self._malformed(data, addr, str(exc))
-            return
-        if isinstance(message, Response):
-            self._on_response(message)
-        else:
-            self._on_request(message, addr)
-
-    def _malformed(self, data: bytes, addr: Addr, reason: str) -> None:
-        raw = RawRequest.scan(data) if self._allowlist.allows(addr[0]) else None
+    def on_malformed(self, data: bytes, source: Addr, reason: str) -> None:
+        """An unparsable datagram: a 400 if an allowed peer sent a request we can address."""
+        raw = RawRequest.scan(data) if self._allowlist.allows(source[0]) else None
         _event(
             "sip_malformed",
             logging.WARNING,
-            peer=f"{addr[0]}:{addr[1]}",
+            peer=f"{source[0]}:{source[1]}",
             reason=reason,
             answered=bool(raw),
         )
         if raw:
-            self.send(raw.bad_request(reason, new_tag()), addr)
+            self.send(raw.bad_request(reason, new_tag()), source)
 
-    # -------------------------------------------------------------- requests
+    def on_response(self, response: Response, source: Addr) -> None:
+        self.transactions.on_response(response)
 
-    def _on_request(self, request: Request, addr: Addr) -> None:
-        stamp_via(request, addr)
-        if not self._allowed(request, addr[0]):
-            self._forbid(request, addr)
+    def on_request(self, request: Request, source: Addr) -> None:
+        if not self._allowed(request, source[0]):
+            self._forbid(request, source)
             return
         if request.method == "ACK":
             self._on_ack(request)
             return
-        key = _server_key(request)
-        existing = self._server_txs.get(key)
-        if existing:
-            existing.on_retransmission()
-            return
-        tx_class = (
-            InviteServerTransaction if request.method == "INVITE" else NonInviteServerTransaction
-        )
-        tx = tx_class(
-            request, response_address(request, addr), self.send, self.timers, self._forget_server_tx
-        )
-        self._server_txs[key] = tx
-        self._dispatch(request, tx, addr)
+        tx = self.transactions.server_transaction(request, source)
+        if tx is not None:  # None: a retransmission, answered by its transaction
+            self._dispatch(request, tx, source)
+
+    # ------------------------------------------------------------- admission
 
     def _allowed(self, request: Request, host: str) -> bool:
         """The allowlist — or a peer we called ourselves, inside that dialog
         (an agent's phone must be able to BYE the bridged leg we placed)."""
         if self._allowlist.allows(host):
             return True
-        leg = self._dialogs.get(_dialog_key(request))
+        leg = self.dialogs.match(request)
         return leg is not None and not isinstance(leg, SipCall) and leg.dialog.peer[0] == host
 
-    def _forbid(self, request: Request, addr: Addr) -> None:
+    def _forbid(self, request: Request, source: Addr) -> None:
         """403, statelessly (§8.2.7): strangers get no transaction state to fill."""
-        _event("sip_forbidden", logging.WARNING, peer=addr[0], method=request.method)
+        _event("sip_forbidden", logging.WARNING, peer=source[0], method=request.method)
         if request.method != "ACK":
             response = make_response(request, 403, to_tag=new_tag())
-            self.send(bytes(response), response_address(request, addr))
-
-    def _dispatch(self, request: Request, tx: ServerTransaction, addr: Addr) -> None:
-        rejection = self._screen(request)
-        if rejection:
-            code, headers = rejection
-            tx.respond(make_response(request, code, to_tag=new_tag(), headers=headers))
-        elif request.method == "CANCEL":
-            self._on_cancel(request, tx)
-        elif header_tag(request.headers["To"]):
-            self._in_dialog(request, tx)
-        elif request.method == "INVITE":
-            assert isinstance(tx, InviteServerTransaction)
-            self._new_call(request, tx, addr)
-        elif request.method == "OPTIONS":
-            tx.respond(
-                make_response(request, 200, to_tag=new_tag(), headers=self.capability_headers())
-            )
-        else:
-            tx.respond(make_response(request, 481, to_tag=new_tag()))
+            self.send(bytes(response), response_address(request, source))
 
     def _screen(self, request: Request) -> tuple[int, list[tuple[str, str]]] | None:
         """§8.2 checks, in order: hops, method, extensions (the allowlist came first)."""
@@ -285,38 +203,18 @@ class SipServer:
             return 420, [("Unsupported", ", ".join(unsupported))]
         return None
 
-    def _new_call(self, invite: Request, tx: InviteServerTransaction, addr: Addr) -> None:
+    def _admit_call(self, invite: Request) -> tuple[int, list[tuple[str, str]]] | None:
+        """Why a new INVITE cannot become a call (a final code and headers), or None."""
         if self._merged(invite):
-            tx.respond(make_response(invite, 482, to_tag=new_tag()))
-            return
+            return 482, []
         if not self._accepting or len(self.calls) >= self.config.max_calls:
-            tx.respond(
-                make_response(invite, 503, to_tag=new_tag(), headers=[("Retry-After", "30")])
-            )
-            return
+            return 503, [("Retry-After", "30")]
         content_type = (
             (invite.headers.get("Content-Type") or "application/sdp").split(";")[0].strip()
         )
         if invite.body and content_type.lower() != "application/sdp":
-            tx.respond(
-                make_response(
-                    invite, 415, to_tag=new_tag(), headers=[("Accept", "application/sdp")]
-                )
-            )
-            return
-        tx.respond(make_response(invite, 100))
-        call = SipCall(self, invite, tx, addr)
-        self._calls.add(call)
-        self._dialogs[call.dialog.key] = call
-        call.log.event(
-            "sip_invite",
-            sip_call_id=invite.call_id,
-            caller_id=call.caller_id,
-            to=str(invite.uri),
-            peer=f"{addr[0]}:{addr[1]}",
-        )
-        tx.owner = call  # type: ignore[attr-defined]
-        self._spawn(call.answer())
+            return 415, [("Accept", "application/sdp")]
+        return None
 
     def _merged(self, invite: Request) -> bool:
         """§8.2.2.2: the same INVITE reaching us twice by different paths."""
@@ -324,91 +222,117 @@ class SipServer:
         return any(
             (c.sip_call_id, c.dialog.remote_tag, c.dialog.remote_cseq) == ident
             and c.state is CallState.RINGING
-            for c in self._calls
+            for c in self.calls
         )
 
+    # -------------------------------------------------------------- requests
+
+    def _dispatch(self, request: Request, tx: ServerTransaction, source: Addr) -> None:
+        rejection = self._screen(request)
+        if rejection:
+            code, headers = rejection
+            tx.respond(make_response(request, code, to_tag=new_tag(), headers=headers))
+        elif request.method == "CANCEL":
+            self._on_cancel(request, tx)
+        elif header_tag(request.headers["To"]):
+            self._in_dialog(request, tx)
+        elif request.method == "INVITE":
+            assert isinstance(tx, InviteServerTransaction)
+            self._new_call(request, tx, source)
+        elif request.method == "OPTIONS":
+            tx.respond(
+                make_response(request, 200, to_tag=new_tag(), headers=self.capability_headers())
+            )
+        else:
+            tx.respond(make_response(request, 481, to_tag=new_tag()))
+
+    def _new_call(self, invite: Request, tx: InviteServerTransaction, source: Addr) -> None:
+        refusal = self._admit_call(invite)
+        if refusal:
+            code, headers = refusal
+            tx.respond(make_response(invite, code, to_tag=new_tag(), headers=headers))
+            return
+        tx.respond(make_response(invite, 100))
+        call = SipCall(self, invite, tx, source)
+        self.dialogs.track(call)
+        self.dialogs.register(call)
+        call.log.event(
+            "sip_invite",
+            sip_call_id=invite.call_id,
+            caller_id=call.caller_id,
+            to=str(invite.uri),
+            peer=f"{source[0]}:{source[1]}",
+        )
+        tx.owner = call
+        self.spawn(call.answer())
+
     def _on_cancel(self, cancel: Request, tx: ServerTransaction) -> None:
-        invite_tx = self._server_txs.get(_server_key(cancel, method="INVITE"))
-        call: SipCall | None = getattr(invite_tx, "owner", None)
+        invite_tx = self.transactions.invite_transaction(cancel)
         if invite_tx is None:
             tx.respond(make_response(cancel, 481, to_tag=new_tag()))
             return
         tx.respond(make_response(cancel, 200, to_tag=invite_tx.to_tag or new_tag()))
-        if call is not None:
-            call.cancel()
+        if isinstance(invite_tx.owner, SipCall):
+            invite_tx.owner.cancel()
 
     def _in_dialog(self, request: Request, tx: ServerTransaction) -> None:
-        call = self._dialogs.get(_dialog_key(request))
-        if call is None:
+        leg = self.dialogs.match(request)
+        if leg is None:
             tx.respond(make_response(request, 481))
             return
-        call.on_request(request, tx)
+        leg.on_request(request, tx)
 
     def _on_ack(self, ack: Request) -> None:
-        invite_tx = self._server_txs.get(_server_key(ack, method="INVITE"))
-        if isinstance(invite_tx, InviteServerTransaction) and invite_tx.on_ack():
+        if self.transactions.absorb_ack(ack):
             return  # ACK for a non-2xx final
-        call = self._dialogs.get(_dialog_key(ack))
-        if call is not None:
-            call.on_ack(ack)
+        leg = self.dialogs.match(ack)
+        if leg is not None:
+            leg.on_ack(ack)
 
-    # ------------------------------------------------------------- responses
+    # ------------------------------------------ the UserAgent port, for legs
 
-    def _on_response(self, response: Response) -> None:
-        tx = self._client_txs.get((transaction_branch(response), response.cseq.method))
-        if tx is not None:
-            tx.on_response(response)
+    def send(self, data: bytes, addr: Addr) -> None:
+        self.transport.send(data, addr)
 
     def send_request(self, request: Request, destination: Addr) -> NonInviteClientTransaction:
         """Send a non-INVITE request (BYE, REFER, CANCEL) reliably."""
-        tx = NonInviteClientTransaction(
-            request, destination, self.send, self.timers, self._forget_client_tx
-        )
-        tx.result.add_done_callback(_consume)
-        self._client_txs[(transaction_branch(request), request.method)] = tx
-        tx.start()
-        return tx
+        return self.transactions.send_request(request, destination)
 
     def send_invite(
         self, request: Request, destination: Addr, on_response: Callable[[Response], None]
     ) -> InviteClientTransaction:
         """Send an INVITE (the agent leg of a bridge) through a client transaction."""
-        tx = InviteClientTransaction(
-            request, destination, self.send, self.timers, on_response, self._forget_client_tx
-        )
-        self._client_txs[(transaction_branch(request), "INVITE")] = tx
-        tx.start()
-        return tx
+        return self.transactions.send_invite(request, destination, on_response)
 
-    def add_leg(self, leg: CallLeg) -> None:
+    def add_leg(self, leg: DialogUser) -> None:
         """Track a leg we placed, so shutdown hangs it up like any call."""
-        self._calls.add(leg)
+        self.dialogs.track(leg)
 
-    def register_dialog(self, leg: CallLeg) -> None:
+    def register_dialog(self, leg: DialogUser) -> None:
         """The leg's dialog exists (2xx received): in-dialog requests now reach it."""
-        self._dialogs[leg.dialog.key] = leg
+        self.dialogs.register(leg)
 
-    # ---------------------------------------------------- helpers for calls
+    def forget(self, leg: DialogUser) -> None:
+        """The call ended: it no longer matches in-dialog requests."""
+        self.dialogs.forget(leg)
 
     @property
     def rtp_host(self) -> str:
         return self.config.rtp_host or self.config.listen_host
 
+    async def bind_rtp(self, media: MediaSession) -> int:
+        return await media.bind(self.rtp_host, self.allocator)
+
     def advertised_host(self, peer_ip: str) -> str:
         """The address we put in Contact/Via/SDP for this peer."""
-        if self.config.public_host:
-            return self.config.public_host
-        if not _is_wildcard(self.config.listen_host):
-            return self.config.listen_host
-        return local_address_towards(peer_ip)
+        return self.transport.advertised_host(peer_ip)
 
     def via_address(self, peer_ip: str) -> Addr:
-        return (self.advertised_host(peer_ip), self._port)
+        return self.transport.via_address(peer_ip)
 
     def contact(self, peer_ip: str) -> str:
-        host = self.advertised_host(peer_ip)
-        host = f"[{host}]" if ":" in host else host
-        return f"<{URI(scheme='sip', host=host, port=self._port, user='voicebot')}>"
+        host = bracket(self.advertised_host(peer_ip))
+        return f"<{URI(scheme='sip', host=host, port=self.port, user='voicebot')}>"
 
     def dialog_headers(self, peer_ip: str) -> list[tuple[str, str]]:
         """Headers of dialog-creating responses (18x/2xx to INVITE)."""
@@ -421,12 +345,17 @@ class SipServer:
             ("Server", self.config.user_agent),
         ]
 
-    def start_handler(self, call: SipCall) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start_handler(self, call: ConfirmedCall) -> None:
         task = asyncio.create_task(self._run_handler(call), name=f"sip-call-{call.call_id}")
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    async def _run_handler(self, call: SipCall) -> None:
+    async def _run_handler(self, call: ConfirmedCall) -> None:
         try:
             await self._on_call(call)
         except asyncio.CancelledError:
@@ -435,66 +364,3 @@ class SipServer:
             log.exception(format_event("handler_error", call_id=call.call_id, error=repr(exc)))
         finally:
             await call.handler_returned()
-
-    def forget(self, call: CallLeg) -> None:
-        """The call ended: it no longer matches in-dialog requests."""
-        self._dialogs.pop(call.dialog.key, None)
-        self._calls.discard(call)
-
-    def _forget_server_tx(self, tx: ServerTransaction) -> None:
-        key = _server_key(tx.request)
-        if self._server_txs.get(key) is tx:
-            del self._server_txs[key]
-
-    def _forget_client_tx(self, tx: ClientTransaction) -> None:
-        self._client_txs.pop((transaction_branch(tx.request), tx.request.method), None)
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-
-def _consume(future: asyncio.Future[Response]) -> None:
-    """Fire-and-forget requests (CANCEL, a stray fork's BYE): read the outcome
-    so an unanswered one does not log 'exception was never retrieved'."""
-    if not future.cancelled():
-        future.exception()
-
-
-def _server_key(request: Request, method: str | None = None) -> tuple[Any, ...]:
-    """§17.2.3: branch + sent-by + method (ACK and CANCEL look up their INVITE)."""
-    top = request.via[0]
-    sent_by = (top.host, top.port)
-    method = method or request.method
-    branch = top.parameters.get("branch") or ""
-    if branch.startswith(MAGIC_COOKIE):
-        return (branch, sent_by, method)
-    # RFC 2543 peers: no unique branch; fall back on the request's identity.
-    return (
-        request.call_id,
-        header_tag(request.headers["From"]),
-        request.cseq.sequence,
-        sent_by,
-        method,
-    )
-
-
-def _dialog_key(request: Request) -> tuple[str, str, str]:
-    return (request.call_id, header_tag(request.headers["To"]), header_tag(request.headers["From"]))
-
-
-def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:
-        return False
-
-
-def local_address_towards(peer_ip: str) -> str:
-    """Our address on the route to ``peer_ip`` (a UDP connect sends nothing)."""
-    family = socket.AF_INET6 if ":" in peer_ip else socket.AF_INET
-    with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.connect((peer_ip, 9))
-        return str(sock.getsockname()[0])
-    return "127.0.0.1"

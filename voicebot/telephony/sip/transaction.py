@@ -1,6 +1,7 @@
 """RFC 3261 §17 transactions over UDP, with their timers.
 
-What a voice bot that answers calls (and sends BYE, later REFER) needs:
+The state machines only; :mod:`~voicebot.telephony.sip.transaction_layer`
+keeps the tables that match messages to them.
 
 * :class:`InviteServerTransaction` — §17.2.1 with RFC 6026's *Accepted*
   state: provisional responses are resent on INVITE retransmissions, non-2xx
@@ -9,13 +10,14 @@ What a voice bot that answers calls (and sends BYE, later REFER) needs:
   absorbed for Timer L while the UA core resends the 2xx itself.
 * :class:`NonInviteServerTransaction` — §17.2.2: the final response is resent
   for retransmitted requests until Timer J.
-* :class:`NonInviteClientTransaction` — §17.1.2 for BYE/REFER/NOTIFY:
+* :class:`NonInviteClientTransaction` — §17.1.2 for BYE/REFER/CANCEL:
   Timer E retransmits, Timer F times out, Timer K absorbs stray responses.
+* :class:`InviteClientTransaction` — §17.1.1 (+ RFC 6026) for the INVITE of
+  a bridged transfer's agent leg: Timers A–D and M.
 * :class:`TwoXxRetransmitter` — §13.3.1.4: the UAS core resends its 2xx to
   an INVITE (T1 doubling to T2) until the ACK, and gives up after 64·T1.
 
-The INVITE *client* transaction (Timers A–D) is absent: voicebot never sends
-INVITEs.  Timers are ``loop.call_later`` handles, so hundreds cost nothing.
+Timers are ``loop.call_later`` handles, so hundreds cost nothing.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from typing import Self
 from sipmessage import Request, Response
 
 from voicebot.logs import format_event
+from voicebot.telephony.net import Addr
 
 log = logging.getLogger("voicebot.telephony.sip")
 
-Addr = tuple[str, int]
 Send = Callable[[bytes, Addr], None]
 
 
@@ -82,7 +84,8 @@ class _Timed:
             if handle:
                 handle.cancel()
 
-    def _stop_all(self) -> None:
+    def stop_timers(self) -> None:
+        """Cancel every pending timer (shutdown; the transaction is dropped)."""
         for handle in self._handles.values():
             handle.cancel()
         self._handles.clear()
@@ -117,7 +120,7 @@ class _Transaction(_Timed):
     def _terminate(self) -> None:
         if self.state is not State.TERMINATED:
             self.state = State.TERMINATED
-            self._stop_all()
+            self.stop_timers()
             self._on_terminated(self)
 
 
@@ -127,6 +130,7 @@ class ServerTransaction(_Transaction):
     initial_state = State.PROCEEDING
     last_response: Response | None = None
     to_tag = ""  # set by the UA core
+    owner: object = None  # the UA core's object answering it (a call), for CANCEL
     _wire = b""
 
     @property
@@ -301,7 +305,7 @@ class TwoXxRetransmitter(_Timed):
         self._start("H", self._timers.timeout, self._give_up)
 
     def acked(self) -> None:
-        self._stop_all()
+        self.stop_timers()
 
     def _tick(self) -> None:
         self._send(self._wire, self._destination)
@@ -309,7 +313,7 @@ class TwoXxRetransmitter(_Timed):
         self._backoff("G", self._tick, self._timers.t2)
 
     def _give_up(self) -> None:
-        self._stop_all()
+        self.stop_timers()
         self._on_give_up()
 
 

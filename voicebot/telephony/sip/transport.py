@@ -1,0 +1,135 @@
+"""The SIP transport layer (RFC 3261 §18) over UDP: datagrams in, messages up, bytes out.
+
+It owns the socket and nothing else: a datagram is size-checked, parsed and
+validated (:func:`~voicebot.telephony.sip.message.parse_message`), a
+request's top Via is stamped with where it really came from (§18.2.1), and
+the message goes up to a :class:`MessageSink` (the user agent).  Sending is
+guarded: a destination a peer wrote into a message must never be able to
+close the socket every call shares.
+
+It also knows how we appear to peers (the host and port in Via, Contact and
+SDP), since that is the address this socket is reached at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from sipmessage import Request, Response
+
+from voicebot.logs import format_event
+from voicebot.telephony.net import Addr, is_wildcard, local_address_towards, sendable
+from voicebot.telephony.sip.config import SipConfig
+from voicebot.telephony.sip.message import SipParseError, parse_message, stamp_via
+
+log = logging.getLogger("voicebot.telephony.sip")
+
+
+def _event(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    log.log(level, format_event(event, **fields))
+
+
+class MessageSink(Protocol):
+    """Where parsed messages go: the layer above the transport."""
+
+    def on_request(self, request: Request, source: Addr) -> None: ...
+
+    def on_response(self, response: Response, source: Addr) -> None: ...
+
+    def on_malformed(self, data: bytes, source: Addr, reason: str) -> None: ...
+
+
+class _SipProtocol(asyncio.DatagramProtocol):
+    def __init__(self, transport: SipTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        # A bug met while handling one datagram costs that datagram, logged
+        # with its peer, rather than surfacing in asyncio's generic handler.
+        try:
+            self.transport.datagram_received(data, addr[:2])
+        except Exception:
+            log.exception(format_event("sip_internal_error", peer=f"{addr[0]}:{addr[1]}"))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug(format_event("sip_socket_error", error=str(exc)))
+
+
+class SipTransport:
+    """One UDP socket carrying SIP for every call."""
+
+    def __init__(self, config: SipConfig, sink: MessageSink) -> None:
+        self.config = config
+        self._sink = sink
+        self._socket: asyncio.DatagramTransport | None = None
+        self._port = config.listen_port
+
+    async def open(self) -> None:
+        """Bind the socket (port 0 picks a free one; read :attr:`port`)."""
+        loop = asyncio.get_running_loop()
+        self._socket, _ = await loop.create_datagram_endpoint(
+            lambda: _SipProtocol(self),
+            local_addr=(self.config.listen_host, self.config.listen_port),
+        )
+        self._port = self._socket.get_extra_info("sockname")[1]
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def close(self) -> None:
+        if self._socket:
+            self._socket.close()
+            self._socket = None
+
+    # --------------------------------------------------------------- sending
+
+    def send(self, data: bytes, addr: Addr) -> None:
+        """Send one datagram; an impossible destination is logged and dropped."""
+        if self._socket is None:
+            return
+        if not sendable(addr):
+            _event("sip_unsendable", logging.WARNING, destination=repr(addr)[:80])
+            return
+        self._socket.sendto(data, addr)
+
+    # ------------------------------------------------------------- receiving
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        if len(data) > self.config.max_message_bytes:
+            _event(
+                "sip_dropped",
+                logging.WARNING,
+                peer=f"{addr[0]}:{addr[1]}",
+                reason="oversized",
+                size=len(data),
+            )
+            return
+        if not data.strip(b"\r\n\0 "):
+            return  # keep-alive (RFC 5626 CRLF ping)
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self._sink.on_malformed(data, addr, str(exc))
+            return
+        if isinstance(message, Response):
+            self._sink.on_response(message, addr)
+        else:
+            stamp_via(message, addr)
+            self._sink.on_request(message, addr)
+
+    # ------------------------------------------------------ how peers see us
+
+    def advertised_host(self, peer_ip: str) -> str:
+        """The address we put in Contact/Via/SDP for this peer."""
+        if self.config.public_host:
+            return self.config.public_host
+        if not is_wildcard(self.config.listen_host):
+            return self.config.listen_host
+        return local_address_towards(peer_ip)
+
+    def via_address(self, peer_ip: str) -> Addr:
+        """Our Via sent-by towards this peer (§18.1.1)."""
+        return (self.advertised_host(peer_ip), self._port)
