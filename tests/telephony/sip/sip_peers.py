@@ -223,7 +223,7 @@ def _start_line(block: str) -> str:
 
 
 class Baresip:
-    """A headless baresip caller (DESIGN §4), driven over ctrl_tcp."""
+    """A headless baresip caller (configured as docs/SIP.md describes), driven over ctrl_tcp."""
 
     def __init__(self, workdir: Path, source_wav: Path) -> None:
         self.dir = workdir

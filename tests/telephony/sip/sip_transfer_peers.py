@@ -53,7 +53,7 @@ def padded(clip: np.ndarray, lead_s: float, tail_s: float) -> np.ndarray:
 
 
 class Softphone:
-    """A headless baresip (DESIGN §4) on its own SIP and ctrl_tcp ports."""
+    """A headless baresip (set up as docs/SIP.md describes) on its own SIP and ctrl_tcp ports."""
 
     def __init__(
         self,

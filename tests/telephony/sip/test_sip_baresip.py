@@ -1,8 +1,9 @@
 """baresip, a real softphone, calls the server: audio both ways, DTMF, hold, BYE.
 
 baresip binds RTP on every interface, so each test runs in a private network
-namespace (``netns`` marker).  Its caller config follows DESIGN §4: an aufile
-source playing a WAV, sndfile recording what it sends and hears.
+namespace (``netns`` marker).  Its caller is the headless configuration
+docs/SIP.md describes: an aufile source playing a WAV, sndfile recording what
+it sends and hears.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """One SIP call from INVITE to BYE, as a :class:`~voicebot.telephony.channel.CallChannel`.
 
 Life of a call: RINGING (100/180 sent) → ANSWERED (200 OK sent, resent until
-the ACK) → CONFIRMED (ACK received: the server starts the handler) → ENDED
+the ACK) → CONFIRMED (ACK received: the user agent starts the handler) → ENDED
 (BYE either way, CANCEL, rejection, no ACK, or RTP timeout).  Media starts
 with the 200 OK, so the caller hears continuous RTP from the first moment.
 
 :meth:`SipCall.transfer` hands the caller to a person: a blind REFER first
 (RFC 3515, following the NOTIFYs), and when the caller's side refuses or
 fails it, a bridge — voicebot calls the agent itself and relays the audio
-(``bridge.py``).  A bridged call outlives the session's handler: the server
-leaves it up until one side hangs up.
+(``bridge.py``).  A bridged call outlives the session's handler: it stays
+up until one side hangs up.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SIP listener settings (the lead folds :class:`SipConfig` into ``voicebot.config``)."""
+"""SIP listener settings: the ``sip`` section of voicebot's configuration file."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from sipmessage import Request, Response
@@ -62,6 +62,18 @@ class Reject(Exception):
         self.code, self.warning = code, warning
 
 
+class Relay(Protocol):
+    """A transfer bridge as its legs see it (``bridge.py`` sits above the legs)."""
+
+    ended: asyncio.Event
+
+    def relay(self, leg: CallLeg, pcm: np.ndarray) -> None:
+        """One 20 ms frame received on ``leg``, for the other leg."""
+        ...
+
+    def on_end(self, listener: Callable[[Any], None]) -> None: ...
+
+
 class CallLeg:
     """One dialog with its RTP session; subclasses say how it starts."""
 
@@ -78,7 +90,7 @@ class CallLeg:
         self.log = CallLogger(call_id, ua.logger)
         # Set while this leg is half of a transfer bridge: audio and the
         # hang-up go to the bridge instead of the session.
-        self.bridge: Any = None
+        self.bridge: Relay | None = None
         self.ua = ua
         self._origin = new_origin(ua.advertised_host(dialog.peer[0]))
         self._local_sdp: SessionDescription | None = None
@@ -183,7 +195,7 @@ class CallLeg:
         retransmitter.start()
 
     def on_ack(self, ack: Request) -> None:
-        """An ACK for one of our 2xx responses (the server matched the dialog)."""
+        """An ACK for one of our 2xx responses (the dialog table matched it to us)."""
         retransmitter = self._retransmitters.pop(ack.cseq.sequence, None)
         if retransmitter:
             retransmitter.acked()
@@ -203,7 +215,7 @@ class CallLeg:
     # ------------------------------------------------------ in-dialog requests
 
     def on_request(self, request: Request, tx: ServerTransaction) -> None:
-        """An in-dialog request (the server has already matched our tags)."""
+        """An in-dialog request (the dialog table has already matched our tags)."""
         if request.cseq.sequence < self.dialog.remote_cseq:
             tx.respond(
                 make_response(request, 500, "CSeq Out of Order", to_tag=self.dialog.local_tag)
