@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame
+from voicebot.core.frames import AudioFrame, DtmfFrame, HangupFrame
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.sip import SipConfig, SipServer
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicebot.frames import FRAME_SAMPLES
+from voicebot.core.frames import FRAME_SAMPLES
 from voicebot.telephony.rtp.dtmf import DtmfDetector, TelephoneEvent
 from voicebot.telephony.rtp.jitter import JitterBuffer
 from voicebot.telephony.rtp.packet import RtpError, RtpExtension, RtpPacket, is_rtcp, seq_diff

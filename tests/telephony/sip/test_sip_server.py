@@ -14,7 +14,7 @@ from sip_uac import Leg, RtpPeer, Uac, sdp
 from sipmessage import Response
 
 from voicebot.audio.g711 import ulaw_encode
-from voicebot.frames import FRAME_SAMPLES
+from voicebot.core.frames import FRAME_SAMPLES
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.sip import CallState, SipConfig, SipServer
 from voicebot.telephony.sip.message import header_tag

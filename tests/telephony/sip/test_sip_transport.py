@@ -8,7 +8,7 @@ import pytest
 from sip_peers import RecordingHandler
 from sip_uac import Leg, Uac
 
-from voicebot.telephony.net import sendable
+from voicebot.telephony.addresses import sendable
 from voicebot.telephony.sip import SipConfig, SipServer
 
 pytestmark = pytest.mark.sip

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voicebot.frames import FRAME_SAMPLES, SAMPLE_RATE
+from voicebot.core.frames import FRAME_SAMPLES, SAMPLE_RATE
 from voicebot.telephony.rtp.packet import seq_diff
 
 # A packet this far behind playout is a sender restart, not a late packet.

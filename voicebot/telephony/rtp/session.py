@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicebot.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from voicebot.frames import FRAME_MS, FRAME_SAMPLES
-from voicebot.telephony.net import Addr
+from voicebot.core.frames import FRAME_MS, FRAME_SAMPLES
+from voicebot.core.net import Addr
 from voicebot.telephony.rtp.dtmf import DtmfDetector
 from voicebot.telephony.rtp.jitter import JitterBuffer
 from voicebot.telephony.rtp.packet import RtpError, RtpPacket, is_rtcp

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from sipmessage import Request, Response
 
+from voicebot.core.net import Addr
 from voicebot.telephony.channel import CallChannel
-from voicebot.telephony.net import Addr
 from voicebot.telephony.rtp.session import MediaSession
 from voicebot.telephony.sip.config import SipConfig
 from voicebot.telephony.sip.dialog_table import DialogUser

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 from sipmessage import Response
 
-from voicebot.frames import SAMPLE_RATE
+from voicebot.core.frames import SAMPLE_RATE
 from voicebot.telephony.rtp.session import PlayoutBuffer
 from voicebot.telephony.sip.leg import CallLeg
 from voicebot.telephony.sip.outbound import DialFailed, OutboundCall

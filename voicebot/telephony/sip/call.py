@@ -23,8 +23,8 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 from sipmessage import Address, Request, Response
 
-from voicebot.frames import AudioFrame, DtmfFrame, HangupFrame, InputFrame
-from voicebot.telephony.net import Addr
+from voicebot.core.frames import AudioFrame, DtmfFrame, HangupFrame, InputFrame
+from voicebot.core.net import Addr
 from voicebot.telephony.rtp.session import NoFreePortError
 from voicebot.telephony.sip.agent import UserAgent
 from voicebot.telephony.sip.bridge import bridge_to

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from sipmessage import URI, Address, Request, Response
 
-from voicebot.telephony.net import Addr, bracket, is_ip
+from voicebot.core.net import Addr
+from voicebot.telephony.addresses import bracket, is_ip
 from voicebot.telephony.sip.message import DEFAULT_PORT, header_tag, new_branch, with_tag
 
 

@@ -20,8 +20,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from sipmessage import Request, Response
 
-from voicebot.logs import CallLogger
-from voicebot.telephony._aio import first_of
+from voicebot.core.aio import first_of
+from voicebot.core.logs import CallLogger
 from voicebot.telephony.rtp.session import MediaSession, PlayoutBuffer, codec_by_name
 from voicebot.telephony.sip.agent import UserAgent
 from voicebot.telephony.sip.dialog import Dialog

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sipmessage import Address, Message, Request, Response, Via
 from sipmessage.message import COMPACT_FORMS
 
-from voicebot.telephony.net import Addr
+from voicebot.core.net import Addr
 
 MAGIC_COOKIE = "z9hG4bK"
 DEFAULT_PORT = 5060

@@ -20,7 +20,8 @@ from collections.abc import Iterable
 
 from sipmessage import Request, Response
 
-from voicebot.telephony.net import Addr, bracket
+from voicebot.core.net import Addr
+from voicebot.telephony.addresses import bracket
 from voicebot.telephony.rtp.session import NoFreePortError
 from voicebot.telephony.sip.agent import UserAgent
 from voicebot.telephony.sip.dialog import Dialog

@@ -29,9 +29,10 @@ from typing import Any
 
 from sipmessage import URI, Request, Response
 
-from voicebot.logs import format_event
+from voicebot.core.logs import format_event
+from voicebot.core.net import Addr
+from voicebot.telephony.addresses import bracket
 from voicebot.telephony.channel import CallChannel
-from voicebot.telephony.net import Addr, bracket
 from voicebot.telephony.rtp.session import MediaSession, PortAllocator
 from voicebot.telephony.sip.agent import ConfirmedCall
 from voicebot.telephony.sip.call import CallState, SipCall

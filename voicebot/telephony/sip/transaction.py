@@ -32,8 +32,8 @@ from typing import Self
 
 from sipmessage import Request, Response
 
-from voicebot.logs import format_event
-from voicebot.telephony.net import Addr
+from voicebot.core.logs import format_event
+from voicebot.core.net import Addr
 
 log = logging.getLogger("voicebot.telephony.sip")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sipmessage import Request, Response
 
-from voicebot.telephony.net import Addr
+from voicebot.core.net import Addr
 from voicebot.telephony.sip.message import (
     MAGIC_COOKIE,
     header_tag,

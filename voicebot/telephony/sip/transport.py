@@ -19,8 +19,9 @@ from typing import Any, Protocol
 
 from sipmessage import Request, Response
 
-from voicebot.logs import format_event
-from voicebot.telephony.net import Addr, is_wildcard, local_address_towards, sendable
+from voicebot.core.logs import format_event
+from voicebot.core.net import Addr
+from voicebot.telephony.addresses import is_wildcard, local_address_towards, sendable
 from voicebot.telephony.sip.config import SipConfig
 from voicebot.telephony.sip.message import SipParseError, parse_message, stamp_via
 

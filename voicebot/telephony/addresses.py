@@ -1,7 +1,7 @@
-"""Network addresses as SIP and RTP use them: one ``(host, port)`` type and its helpers.
+"""Host and address helpers for the UDP transports (SIP signalling, RTP media).
 
-A leaf module: the SIP signalling and the RTP media both speak of addresses,
-and neither should import the other to do so.
+A leaf under ``telephony``: both SIP and RTP send to addresses a peer wrote
+into a message, and neither should import the other to check them.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import contextlib
 import ipaddress
 import socket
 
-Addr = tuple[str, int]
-"""A UDP peer or local address: an IP literal (or, for DNS names, a host) and a port."""
+from voicebot.core.net import Addr
 
 
 def is_ip(host: str) -> bool:
