@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -701,6 +702,14 @@ def call_turns(result: CallResult, record: dict | None) -> list[dict]:
 PATH_STAGES = ["endpoint_wait_s", "stt_wait_s", "dialogue_s", "tts_first_audio_s", "first_packet_s"]
 
 
+def outcomes(records: list[dict]) -> dict:
+    """How the benchmark's calls ended; containment counts only calls the bot served."""
+    from voicebot.session.outcome import containment
+
+    ended = [rec["outcome"] for rec in records]
+    return {"counts": dict(Counter(ended)), "containment": containment(ended)}
+
+
 def speech_turns(records: list[dict]) -> list[dict]:
     return [t for rec in records for t in rec["turns"] if t["input"] == "speech"]
 
@@ -920,6 +929,8 @@ async def main(args: argparse.Namespace) -> dict:
                 r.sip_call_id in records for r in all_results
             )
             report["breakdown"]["unexplained_rtp_s"] = residuals(all_results, records)
+            report["outcomes"] = outcomes([records[r.sip_call_id] for r in all_results
+                                           if r.sip_call_id in records])  # fmt: skip
             one = [r for r in all_results[:1] if r.sip_call_id in records]
             report["example_turns"] = (
                 [

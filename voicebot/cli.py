@@ -5,13 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from voicebot.config import PROJECT_ROOT, Config, ConfigError, load_config
+from voicebot.cli_args import (
+    OneLineParser,
+    agent_arg,
+    check_can_listen,
+    check_out_dir,
+    listen_arg,
+    log_level_arg,
+    stdout_closed,
+)
+from voicebot.config import (
+    PROJECT_ROOT,
+    Config,
+    ConfigError,
+    default_database,
+    load_config,
+    serve_pid_file,
+)
 from voicebot.core.logs import setup_logging
 from voicebot.core.record import CallRecord
 
@@ -49,6 +68,8 @@ async def cmd_simulate(args: argparse.Namespace, config: Config) -> int:
     from voicebot.telephony.fixture import parse_turn
 
     turns = [parse_turn(t) for t in args.turns]  # fail fast, before loading anything
+    if args.out is not None and (problem := check_out_dir(args.out)):
+        raise UserError(problem)
     async with open_services(config, dialer=SimulatedAgentDialer()) as services:
         if not args.no_agent:
             add_simulated_agent(services)
@@ -72,22 +93,46 @@ async def cmd_eval(args: argparse.Namespace, config: Config) -> int:
 
     scenarios = load_scenarios(Path(args.scenarios))
     if args.only:
+        known = {s.id for s in scenarios}
+        if unknown := [sid for sid in args.only if sid not in known]:
+            raise UserError(
+                f"--only: no scenario {', '.join(map(repr, unknown))} in {args.scenarios}"
+            )
         scenarios = [s for s in scenarios if s.id in set(args.only)]
     async with open_services(config, dialer=SimulatedAgentDialer()) as services:
         if not args.no_agent:
             add_simulated_agent(services)
-        results = await run_scenarios(services, scenarios)
+        progress = EvalProgress(len(scenarios), sys.stderr if args.json else sys.stdout)
+        results = await run_scenarios(services, scenarios, on_result=progress.show)
     summary = totals(results)
     if args.json:
         print(
             json.dumps({"scenarios": [r.to_dict() for r in results], "totals": summary}, indent=2)
         )
     else:
-        for r in results:
-            mark = "PASS" if r.passed else "FAIL"
-            print(f"{mark} {r.scenario.id}: {r.record.outcome}  {'; '.join(r.failures)}")
         print(json.dumps(summary))
     return 0 if summary["failed"] == 0 else 1
+
+
+class EvalProgress:
+    """One line per finished scenario as it finishes (eval takes minutes); with
+    ``--json`` the lines go to stderr, redrawn in place on a terminal."""
+
+    def __init__(self, total: int, out: Any) -> None:
+        self.total, self.done, self.out = total, 0, out
+        self.in_place = out is sys.stderr and out.isatty()
+
+    def show(self, result: Any) -> None:
+        self.done += 1
+        mark = "PASS" if result.passed else "FAIL"
+        line = f"{mark} {result.scenario.id}: {result.record.outcome}  {'; '.join(result.failures)}"
+        if self.in_place:
+            end = "\n" if self.done == self.total else ""
+            print(f"\r\033[K[{self.done}/{self.total}] {line[:100]}", end=end, file=self.out)
+        else:
+            print(f"[{self.done}/{self.total}] {line}" if self.out is sys.stderr else line,
+                  file=self.out)  # fmt: skip
+        self.out.flush()
 
 
 async def cmd_demo(args: argparse.Namespace, config: Config) -> int:
@@ -109,24 +154,66 @@ async def cmd_demo(args: argparse.Namespace, config: Config) -> int:
 
 async def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """Answer SIP calls and carrier media streams until SIGTERM."""
-    from voicebot.handoff import parse_agent_option
     from voicebot.runtime import open_services
-    from voicebot.server import Listen, serve
+    from voicebot.server import serve
 
     if args.sip_listen:
-        sip = Listen.parse(args.sip_listen)
-        config.sip.listen_host, config.sip.listen_port = sip.host, sip.port
+        config.sip.listen_host, config.sip.listen_port = args.sip_listen.host, args.sip_listen.port
     if args.http_listen:
-        http = Listen.parse(args.http_listen)
-        config.http.listen_host, config.http.listen_port = http.host, http.port
-    agents = [parse_agent_option(spec) for spec in args.agent]
+        config.http.listen_host = args.http_listen.host
+        config.http.listen_port = args.http_listen.port
+    check_listeners(config)
     async with open_services(config) as services:
         assert services.queue is not None
-        for name, uri in agents:
+        for name, uri in args.agent:
             agent = services.queue.add_agent(name, uri)
             print(f"agent {name} ({uri}) signed in; desk token: {agent.token}", flush=True)
         await serve(services, config, lambda line: print(line, flush=True))
     return 0
+
+
+def cmd_train(args: argparse.Namespace, config: Config) -> int:
+    """Train the Rasa model when the project changed (the managed Rasa loads the newest)."""
+    from voicebot.dialogue.training import train
+
+    path = train(force=args.force, project_dir=config.dialogue.project_path())
+    print(path)
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace, config: Config) -> int:
+    """Train if the project changed, then tell a running ``voicebot serve`` (SIGHUP)."""
+    from voicebot.dialogue.training import train
+
+    pid = args.pid or _serving_pid()
+    print(train(project_dir=config.dialogue.project_path()))
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise UserError(f"no voicebot serve with pid {pid} (stale {serve_pid_file()}?)") from None
+    print(f"voicebot serve (pid {pid}) loads the newest model for new calls")
+    return 0
+
+
+def _serving_pid() -> int:
+    path = serve_pid_file()
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        raise UserError(f"no running voicebot serve found ({path}); give --pid") from None
+
+
+def check_listeners(config: Config) -> None:
+    """A port in use or an address this machine lacks: say so before the models load."""
+    from voicebot.cli_args import Listen
+
+    wanted = (
+        ("SIP", Listen(config.sip.listen_host, config.sip.listen_port), socket.SOCK_DGRAM),
+        ("HTTP", Listen(config.http.listen_host, config.http.listen_port), socket.SOCK_STREAM),
+    )
+    for what, address, kind in wanted:
+        if problem := check_can_listen(what, address, kind):
+            raise UserError(problem)
 
 
 async def cmd_talk(args: argparse.Namespace, config: Config) -> int:
@@ -158,9 +245,10 @@ async def _forward_keys(channel: Any) -> None:
 
 
 def cmd_calls(args: argparse.Namespace, config: Config) -> int:
-    from voicebot.storage.call_store import SqliteCallStore
+    from voicebot.storage.call_store import SqliteCallStore, check_existing_store
 
-    store = SqliteCallStore(args.database or config.storage.database)
+    path = check_existing_store(args.database or config.storage.path())
+    store = SqliteCallStore(path)
     if args.calls_command == "export":
         record = store.get(args.call_id)
         if record is None:
@@ -179,48 +267,110 @@ def cmd_calls(args: argparse.Namespace, config: Config) -> int:
 # ---------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="voicebot", description=__doc__)
-    parser.add_argument("--config", help="TOML configuration file (default: embedded defaults)")
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    try:
+        return version("voicebot")
+    except PackageNotFoundError:
+        return "unknown"
 
-    sim = sub.add_parser("simulate", help="run one call from WAV turns and dtmf:DIGITS")
+
+def _common_options(defaults: bool) -> argparse.ArgumentParser:
+    """--config and --log-level, accepted before and after the subcommand.
+
+    The subcommand's copy has no defaults (SUPPRESS), so it only overrides
+    what the user actually typed after the subcommand.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    keep = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument(
+        "--config",
+        help="TOML configuration file (default: $VOICEBOT_CONFIG, else embedded defaults)",
+        **({"default": None} | keep),
+    )
+    common.add_argument(
+        "--log-level",
+        type=log_level_arg,
+        metavar="LEVEL",
+        help="DEBUG, INFO (default: one key=value line per call event on stderr), WARNING, ERROR",
+        **({"default": "INFO"} | keep),
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="voicebot", description=__doc__, parents=[_common_options(defaults=True)]
+    )
+    parser.add_argument("--version", action="version", version=f"voicebot {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common_options(defaults=False)]
+
+    sim = sub.add_parser(
+        "simulate", parents=common, help="run one call from WAV turns and dtmf:DIGITS"
+    )
     sim.add_argument("--caller", help="caller ID, e.g. +15550100")
     sim.add_argument("--json", action="store_true", help="print the call record as JSON")
     sim.add_argument("--out", type=Path, help="write the bot's audio (WAV) here")
-    sim.add_argument("turns", nargs="+", metavar="TURN", help="WAV file or dtmf:DIGITS")
+    sim.add_argument(
+        "turns",
+        nargs="+",
+        metavar="TURN",
+        help="WAV file, dtmf:DIGITS (0-9 * #) or hangup; after the last turn the caller "
+        "stays on the line, silent, until the bot ends the call",
+    )
     sim.add_argument(
         "--no-agent",
         action="store_true",
         help="no simulated agent: transfers end in the callback offer",
     )
 
-    ev = sub.add_parser("eval", help="run scripted scenario calls and report")
+    ev = sub.add_parser("eval", parents=common, help="run scripted scenario calls and report")
     ev.add_argument("scenarios", help="scenarios YAML")
     ev.add_argument("--json", action="store_true")
-    ev.add_argument("--only", nargs="*", help="scenario ids to run")
+    ev.add_argument("--only", nargs="+", metavar="ID", help="scenario ids to run")
     ev.add_argument("--no-agent", action="store_true", help="no simulated agent")
 
-    demo = sub.add_parser("demo", help="play demo calls from the fixtures and print transcripts")
+    demo = sub.add_parser(
+        "demo", parents=common, help="play demo calls from the fixtures and print transcripts"
+    )
     demo.add_argument("--out", default="var/demo", help="where to write the bot's audio")
 
-    srv = sub.add_parser("serve", help="answer SIP calls and carrier media streams")
-    srv.add_argument(
-        "--sip-listen", metavar="HOST:PORT", help="SIP UDP listener (default 127.0.0.1:5060)"
+    store_help = (
+        f"call store (default: [storage] database, else {default_database()}, "
+        "i.e. $XDG_STATE_HOME/voicebot/calls.sqlite3)"
+    )
+    srv = sub.add_parser(
+        "serve",
+        parents=common,
+        help="answer SIP calls and carrier media streams",
+        description="Answer SIP calls and carrier media streams; GET /health on the HTTP "
+        "listener reports status and calls in progress. Calls are stored in the "
+        f"call store ([storage] database, default {default_database()}).",
     )
     srv.add_argument(
-        "--http-listen", metavar="HOST:PORT", help="HTTP listener (default 127.0.0.1:8080)"
+        "--sip-listen",
+        type=listen_arg,
+        metavar="HOST:PORT",
+        help="SIP UDP listener (default 127.0.0.1:5060; IPv6 as [::1]:5060)",
+    )
+    srv.add_argument(
+        "--http-listen",
+        type=listen_arg,
+        metavar="HOST:PORT",
+        help="HTTP listener: media streams, agent desk, /health (default 127.0.0.1:8080)",
     )
     srv.add_argument(
         "--agent",
         action="append",
         default=[],
+        type=agent_arg,
         metavar="NAME=SIP_URI",
         help="an agent signed in and available from the start (repeatable)",
     )
 
-    talk = sub.add_parser("talk", help="a call from this computer's microphone and speaker")
+    talk = sub.add_parser(
+        "talk", parents=common, help="a call from this computer's microphone and speaker"
+    )
     talk.add_argument("--caller", default=None, help="caller ID to present, e.g. +15550100")
     talk.add_argument(
         "--half-duplex",
@@ -228,13 +378,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="mute the microphone while the bot speaks (no headset)",
     )
 
-    calls = sub.add_parser("calls", help="stored call records")
-    calls.add_argument("--database", help="call store (default from config)")
-    calls_sub = calls.add_subparsers(dest="calls_command", required=True)
-    export = calls_sub.add_parser("export", help="write one call record as JSON")
+    training = sub.add_parser(
+        "train",
+        parents=common,
+        help="train the Rasa model if the project changed ([dialogue] project_dir)",
+    )
+    training.add_argument("--force", action="store_true", help="train even if it is current")
+
+    reload = sub.add_parser(
+        "reload",
+        parents=common,
+        help="train if needed, then make a running serve load the new model (no call dropped)",
+    )
+    reload.add_argument("--pid", type=int, help=f"serve's PID (default: from {serve_pid_file()})")
+
+    calls = sub.add_parser("calls", parents=common, help="stored call records (read only)")
+    calls.add_argument("--database", help=store_help)
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="COMMAND")
+    export = calls_sub.add_parser("export", parents=common, help="write one call record as JSON")
     export.add_argument("call_id")
     export.add_argument("-o", "--output", help="file (default stdout)")
-    listing = calls_sub.add_parser("list", help="recent calls")
+    listing = calls_sub.add_parser("list", parents=common, help="recent calls")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--search", help="text in caller ID, call ID or transcript")
     return parser
@@ -247,6 +411,8 @@ COMMANDS: dict[str, Callable[..., Coroutine[Any, Any, int] | int]] = {
     "calls": cmd_calls,
     "serve": cmd_serve,
     "talk": cmd_talk,
+    "train": cmd_train,
+    "reload": cmd_reload,
 }
 
 
@@ -274,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return stdout_closed()
     except Exception as exc:
         # Known failure kinds carry their own how-to-fix message.
         if type(exc).__name__.endswith(("Error",)) and _is_user_facing(exc):
@@ -293,6 +461,11 @@ def _is_user_facing(exc: Exception) -> bool:
         "RasaStartError",
         "VadError",
         "LocalAudioError",
+        "ListenError",
+        "StoreMissingError",
+        "TrainingError",
+        "RasaSetupError",
+        "ScenarioSchemaError",
     }
     return any(cls.__name__ in names for cls in type(exc).__mro__)
 

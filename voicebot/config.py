@@ -17,13 +17,24 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from voicebot.core.config_check import (
+    Count,
+    Port,
+    Range,
+    Seconds,
+    SettingError,
+    check_dataclass,
+    unknown_key,
+)
+from voicebot.dialogue.intents import IntentCatalog, IntentCatalogError, load_intents
 from voicebot.handoff.config import HandoffConfig
 from voicebot.telephony.sip.config import SipConfig
 from voicebot.transfer.config import TransferConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RASA_PROJECT = PROJECT_ROOT / "rasa_project"
 
 
 @dataclass
@@ -54,6 +65,23 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "voicebot"
 
 
+def state_dir() -> Path:
+    """Where voicebot keeps what it records: ``$XDG_STATE_HOME/voicebot`` or
+    ``~/.local/state/voicebot`` (the same place whatever the current directory)."""
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "voicebot"
+
+
+def serve_pid_file() -> Path:
+    """Where ``voicebot serve`` writes its PID (``voicebot reload`` reads it)."""
+    return state_dir() / "serve.pid"
+
+
+def default_database() -> Path:
+    """The call store when ``[storage] database`` is not set."""
+    return state_dir() / "calls.sqlite3"
+
+
 # Worded and paced for espeak on a phone line: "press zero" (not "0") and a
 # short "bank's … assistant" survived Whisper's reading of the telephone-band
 # audio far better than the first wording did (checked by transcribing it).
@@ -72,11 +100,11 @@ class SpeechConfig:
     model_dir: str | None = None
     # Two threads per decode, two decodes at once (measured on 2 cores, base int8):
     # alone 0.35 s vs 0.50 s with one thread, and no worse with four calls queued.
-    cpu_threads: int = 2
-    num_workers: int = 2
-    beam_size: int = 1
+    cpu_threads: Count = 2
+    num_workers: Count = 2
+    beam_size: Count = 1
     # Shortest encoder window in seconds (the encoder costs ~840 ms at 30 s, ~90 ms at 8 s).
-    min_window_s: float = 8.0
+    min_window_s: Annotated[float, Range(gt=0, le=30)] = 8.0
     use_domain_prompt: bool = True
 
 
@@ -85,8 +113,8 @@ class TtsConfig:
     """Speech synthesis (pyttsx3 + espeak-ng) settings."""
 
     voice: str | None = None  # an espeak-ng voice id, e.g. "gmw/en-US"; None = espeak's default
-    rate_wpm: int = 170
-    cache_size: int = 256
+    rate_wpm: Annotated[int, Range(ge=80, le=450)] = 170  # espeak-ng's own limits
+    cache_size: Annotated[int, Range(ge=0)] = 256
 
 
 @dataclass
@@ -95,7 +123,7 @@ class EndpointingConfig:
 
     # Silero scores telephone-band speech low: "Agent." peaks at 0.40 on our fixtures,
     # while line noise, a cough and silence stay under 0.07 (measured on audio_fixtures).
-    speech_threshold: float = 0.3
+    speech_threshold: Annotated[float, Range(gt=0, lt=1)] = 0.3
     # Shorter blips are not a turn.  A curt "Yes." scores only ~0.2 s voiced after
     # earlier speech; noise and a cough score none (Silero under 0.07), and a blip
     # that does pass costs one empty transcript, never an interruption.
@@ -105,15 +133,15 @@ class EndpointingConfig:
     # so if the caller stays quiet the early transcript is the final one.  (Silero
     # windows are 32 ms: 0.12 s is four of them.  Over SIP, 0.12 s instead of
     # 0.15 s took ~30 ms off every reply with the same transcripts.)
-    pause_s: float = 0.12
+    pause_s: Seconds = 0.12
     # End the turn as soon as that early transcript reads as a finished request
     # ("What's my balance?"), instead of waiting for ``end_silence_s``.
     semantic_end_of_turn: bool = True
     # The longest pause that still ends a turn: what unfinished words ("My card
     # was") or an unread transcript wait for.  On the pause fixtures 0.6 s cut the
     # caller off 40 % of the time, 1.0 s never (bench 2026-11-26).
-    end_silence_s: float = 1.0
-    max_utterance_s: float = 20.0
+    end_silence_s: Seconds = 1.0
+    max_utterance_s: Seconds = 20.0
     pre_roll_s: float = 0.35  # onsets ("four…") score low: keep audio before detection
     barge_in_min_speech_s: float = 0.3  # a 100 ms burst of voice scores ~0.2 s: no barge-in
 
@@ -124,11 +152,24 @@ class DialogueConfig:
 
     # URL of an already-running Rasa server; None = voicebot starts its own.
     rasa_url: str | None = None
+    # The Rasa project (data, domain, intents.yml, actions, trained models);
+    # None = the shipped rasa_project/.  Relative in a config file: to that file.
+    project_dir: str | None = None
     auth_token: str | None = None  # None = a random token per managed server
-    rasa_port: int = 0  # 0 = pick a free port
-    action_port: int = 0
-    request_timeout_s: float = 10.0
-    startup_timeout_s: float = 120.0
+    rasa_port: Port = 0  # 0 = pick a free port
+    action_port: Port = 0
+    request_timeout_s: Seconds = 10.0
+    startup_timeout_s: Seconds = 120.0
+    # Supervision: how often the dialogue is checked (0 = never), how many failed
+    # /status checks in a row mark it down (a dead process counts at once), and
+    # the back-off between restarts of a managed Rasa (doubling up to the maximum).
+    health_interval_s: float = 1.0
+    health_failures: Count = 3
+    restart_backoff_s: Seconds = 1.0
+    restart_backoff_max_s: Seconds = 30.0
+
+    def project_path(self) -> Path:
+        return Path(self.project_dir) if self.project_dir else DEFAULT_RASA_PROJECT
 
 
 @dataclass
@@ -136,7 +177,7 @@ class SessionConfig:
     """Per-call behaviour."""
 
     disclosure: str = DEFAULT_DISCLOSURE
-    silence_prompt_s: float = 8.0
+    silence_prompt_s: Seconds = 8.0
     silence_prompt: str = "Are you still there? How can I help?"
     silence_goodbye: str = "I haven't heard anything, so I'll end the call now. Goodbye."
     rasa_error_apology: str = (
@@ -146,15 +187,19 @@ class SessionConfig:
     # Speech this long that STT could not read gets "didn't catch that" instead of
     # dead air; shorter blips (a cough, a breath) are ignored.
     not_heard_min_voiced_s: float = 0.4
-    dtmf_interdigit_s: float = 2.0
-    max_call_s: float = 900.0
+    dtmf_interdigit_s: Seconds = 2.0
+    max_call_s: Seconds = 900.0
 
 
 @dataclass
 class StorageConfig:
     """Where call records are kept."""
 
-    database: str = "var/voicebot.sqlite3"
+    # None = default_database(); a relative path in a config file is relative to that file.
+    database: str | None = None
+
+    def path(self) -> Path:
+        return Path(self.database) if self.database else default_database()
 
 
 @dataclass
@@ -162,7 +207,7 @@ class HttpConfig:
     """The HTTP listener: carrier media streams, the agent desk, /health."""
 
     listen_host: str = "127.0.0.1"
-    listen_port: int = 8080
+    listen_port: Port = 8080
 
 
 @dataclass
@@ -180,9 +225,19 @@ class Config:
     media_stream_transfer: MediaStreamTransferConfig = field(
         default_factory=MediaStreamTransferConfig
     )
+    # Not a setting: the Rasa project's intents.yml (load_config reads dialogue.project_dir's).
+    intents: IntentCatalog = field(
+        default_factory=lambda: load_intents(DEFAULT_RASA_PROJECT), metadata={"derived": True}
+    )
 
     def validate(self) -> None:
-        """Refuse configurations that would break a promise to callers."""
+        """Types and ranges of every setting, then rules that keep promises to callers."""
+        try:
+            check_dataclass(self)
+        except SettingError as exc:
+            raise ConfigError(str(exc)) from exc
+        if self.endpointing.pause_s >= self.endpointing.end_silence_s:
+            raise ConfigError("endpointing.pause_s must be below endpointing.end_silence_s")
         if not self.session.disclosure.strip():
             raise ConfigError(
                 "session.disclosure must not be empty: every call starts by telling the "
@@ -200,10 +255,10 @@ class ConfigError(ValueError):
 
 
 def _merge(obj: Any, overrides: dict[str, Any], where: str) -> None:
-    names = {f.name: f for f in dataclasses.fields(obj)}
+    names = {f.name: f for f in dataclasses.fields(obj) if not f.metadata.get("derived")}
     for key, value in overrides.items():
         if key not in names:
-            raise ConfigError(f"unknown setting {where}{key}")
+            raise ConfigError(str(unknown_key(key, names, where)))
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
@@ -217,15 +272,46 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Defaults, then the TOML file at ``path`` or ``$VOICEBOT_CONFIG``."""
     config = Config()
     path = path or os.environ.get("VOICEBOT_CONFIG")
-    if path:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from exc
-        _merge(config, data, "")
-    if url := os.environ.get("VOICEBOT_RASA_URL"):
-        config.dialogue.rasa_url = url
-    if token := os.environ.get("VOICEBOT_RASA_TOKEN"):
-        config.dialogue.auth_token = token
-    config.validate()
+    try:
+        data = _read_file(config, Path(path)) if path else {}
+        _apply_intents(config, set(data.get("transfer", {})))
+        if url := os.environ.get("VOICEBOT_RASA_URL"):
+            config.dialogue.rasa_url = url
+        if token := os.environ.get("VOICEBOT_RASA_TOKEN"):
+            config.dialogue.auth_token = token
+        config.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"config {path}: {exc}" if path else str(exc)) from exc
     return config
+
+
+def _read_file(config: Config, path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read it: {exc}") from exc
+    _merge(config, data, "")
+    for section, key in (("storage", "database"), ("dialogue", "project_dir")):
+        value = getattr(getattr(config, section), key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            setattr(getattr(config, section), key, str(path.resolve().parent / value))
+    return data
+
+
+# Transfer settings whose defaults come from the Rasa project's intents.yml (a
+# [transfer] value in the config file still wins).
+_FROM_INTENTS = {
+    "complexity_intents": "complexity",
+    "request_intents": "requests",
+    "request_keywords": "keywords",
+}
+
+
+def _apply_intents(config: Config, set_in_file: set[str]) -> None:
+    try:
+        config.intents = load_intents(config.dialogue.project_path())
+    except IntentCatalogError as exc:
+        raise ConfigError(str(exc)) from exc
+    for name, view in _FROM_INTENTS.items():
+        if name not in set_in_file:
+            setattr(config.transfer, name, getattr(config.intents, view))

@@ -9,15 +9,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicebot.config import PROJECT_ROOT, Config
+from voicebot.config import Config
 from voicebot.session.services import Services
 
 if TYPE_CHECKING:
     from voicebot.handoff import Dialer
 
 log = logging.getLogger("voicebot.runtime")
-
-RASA_PROJECT = PROJECT_ROOT / "rasa_project"
 
 
 def fixed_prompts(config: Config) -> list[str]:
@@ -41,7 +39,7 @@ async def open_services(
     ``bank_db`` gives a managed Rasa its own demo bank (tests block cards).
     """
     from voicebot.audio.vad import SileroVad
-    from voicebot.dialogue.rasa_server import open_dialogue
+    from voicebot.dialogue.rasa_server import DialogueHost
     from voicebot.handoff import TransferQueue
     from voicebot.speech.stt import Transcriber
     from voicebot.speech.tts import Synthesizer
@@ -49,21 +47,26 @@ async def open_services(
     from voicebot.storage.call_store import SqliteCallStore
 
     started = time.perf_counter()
-    prompt = domain_prompt(RASA_PROJECT) if config.speech.use_domain_prompt else None
+    project = config.dialogue.project_path()
+    prompt = domain_prompt(project) if config.speech.use_domain_prompt else None
     transcriber = Transcriber(config.speech, prompt=prompt)
     synthesizer = Synthesizer(config.tts)
     await synthesizer.preload(fixed_prompts(config))
-    store = SqliteCallStore(database or config.storage.database)
+    store = SqliteCallStore(database or config.storage.path())
     queue = TransferQueue(store, config.handoff, dialer)
     try:
-        managed = {"bank_db": bank_db} if bank_db else {}
-        async with open_dialogue(config.dialogue, **managed) as dialogue:
+        managed: dict[str, Path] = {"project_dir": project}
+        if bank_db:
+            managed["bank_db"] = bank_db
+        async with DialogueHost(config.dialogue, **managed) as host:
+            assert host.client is not None
             log.info("event=services_ready seconds=%.2f", time.perf_counter() - started)
             yield Services(
                 config=config,
                 transcriber=transcriber,
                 synthesizer=synthesizer,
-                dialogue=dialogue,
+                dialogue=host.client,
+                dialogue_host=host,
                 vad=SileroVad(),
                 store=store,
                 queue=queue,

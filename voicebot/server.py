@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from voicebot.config import Config
+from voicebot.config import Config, serve_pid_file
+from voicebot.core.logs import format_event
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
 from voicebot.telephony.channel import CallChannel
@@ -34,19 +36,6 @@ SHUTDOWN_MESSAGE = (
 )
 
 
-@dataclass(frozen=True)
-class Listen:
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> Listen:
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ValueError(f"expected HOST:PORT, got {text!r}")
-        return cls(host or "127.0.0.1", int(port))
-
-
 class VoicebotServer:
     """Owns the running calls of one voicebot process."""
 
@@ -54,6 +43,7 @@ class VoicebotServer:
         self.services = services
         self.sessions: dict[str, CallSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = False  # SIGTERM: no new calls
 
     async def on_call(self, channel: CallChannel) -> None:
         """Run one call to its end (every transport calls this)."""
@@ -71,6 +61,7 @@ class VoicebotServer:
 
     async def drain(self, timeout_s: float = 15.0) -> None:
         """Say goodbye on every call in progress and wait for them to end."""
+        self.draining = True
         for session in list(self.sessions.values()):
             session.request_shutdown(SHUTDOWN_MESSAGE)
         if self._tasks:
@@ -89,11 +80,29 @@ def http_app(server: VoicebotServer, media: MediaStreamEndpoint) -> web.Applicat
     if services.queue is not None and services.store is not None:
         mount_desk(app, services.store, services.queue)  # type: ignore[arg-type]
 
-    async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "calls": len(server.sessions)})
-
-    app.router.add_get("/health", health)
+    app.router.add_get("/health", lambda _: health(server))
+    app.router.add_get("/ready", lambda _: ready(server))
     return app
+
+
+def _state(server: VoicebotServer) -> dict[str, Any]:
+    dialogue = "up" if server.services.dialogue.available else "down"
+    return {"calls": len(server.sessions), "dialogue": dialogue, "draining": server.draining}
+
+
+async def health(server: VoicebotServer) -> web.Response:
+    """Liveness: the process answers (200) and says what works; ``degraded`` while
+    the dialogue is down (callers then go straight to a person)."""
+    state = _state(server)
+    status = "ok" if state["dialogue"] == "up" and not server.draining else "degraded"
+    return web.json_response({"status": status, **state})
+
+
+async def ready(server: VoicebotServer) -> web.Response:
+    """Readiness: 200 when a new caller would be served by the bot, else 503."""
+    state = _state(server)
+    is_ready = state["dialogue"] == "up" and not server.draining
+    return web.json_response({"ready": is_ready, **state}, status=200 if is_ready else 503)
 
 
 async def serve(services: Services, config: Config, announce: Callable[[str], None]) -> None:
@@ -106,24 +115,39 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
         services.queue.dialer = channel_dialer(server, services, config)
     media = MediaStreamEndpoint(server.on_call)
     sip = SipServer(config.sip, server.on_call)
-    await sip.start()
+    await _listen("SIP on udp", config.sip.listen_host, config.sip.listen_port, sip.start())
     runner = web.AppRunner(http_app(server, media), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http.listen_host, config.http.listen_port)
-    await site.start()
+    await _listen("HTTP on tcp", config.http.listen_host, config.http.listen_port, site.start())
     http_port = runner.addresses[0][1] if runner.addresses else config.http.listen_port
     announce(
         f"voicebot ready: SIP udp {config.sip.listen_host}:{sip.port}, "
         f"HTTP http://{config.http.listen_host}:{http_port} (/media-stream, /desk/)"
     )
+    pid_file = write_pid_file()
+    reloads = Reloader(server, config)
     try:
-        await wait_for_stop_signal()
+        await wait_for_stop_signal(reloads.request)
     finally:
+        pid_file.unlink(missing_ok=True)
+        await reloads.close()
         sip.stop_accepting()
         await server.drain()
         await sip.close(grace_s=2.0)
         await media.close_all()
         await runner.cleanup()
+
+
+class ListenError(OSError):
+    """A listener could not be opened; the message names the address and port."""
+
+
+async def _listen(what: str, host: str, port: int, start: Coroutine[Any, Any, None]) -> None:
+    try:
+        await start
+    except OSError as exc:
+        raise ListenError(f"cannot listen for {what} {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def channel_dialer(server: VoicebotServer, services: Services, config: Config) -> Dialer:
@@ -146,12 +170,73 @@ def channel_dialer(server: VoicebotServer, services: Services, config: Config) -
     )
 
 
-async def wait_for_stop_signal() -> None:
-    """Resolve on SIGTERM or SIGINT."""
+async def wait_for_stop_signal(on_reload: Callable[[], None] | None = None) -> None:
+    """Resolve on SIGTERM or SIGINT; SIGHUP calls ``on_reload``."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    if on_reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_reload)
+    try:
+        await stop.wait()
+    finally:
+        if on_reload is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
     log.info("event=stop_signal")
+
+
+def write_pid_file() -> Path:
+    """``voicebot reload`` finds this process here."""
+    path = serve_pid_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
+    return path
+
+
+class Reloader:
+    """SIGHUP: the newest trained model (and intents.yml) for new calls; calls in
+    progress finish on the Rasa they started with."""
+
+    def __init__(self, server: VoicebotServer, config: Config) -> None:
+        self.server = server
+        self.config = config
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        if self._task is not None and not self._task.done():
+            log.warning('event=reload_ignored why="a reload is already running"')
+            return
+        self._task = asyncio.create_task(self._reload(), name="dialogue-reload")
+
+    async def _reload(self) -> None:
+        from voicebot.dialogue.intents import IntentCatalogError, load_intents
+        from voicebot.dialogue.paths import RasaSetupError
+        from voicebot.dialogue.rasa_client import DialogueError
+
+        services = self.server.services
+        host = services.dialogue_host
+        if host is None:
+            log.warning('event=reload_ignored why="no reloadable dialogue"')
+            return
+        log.info("event=reload_started")
+        try:
+            intents = load_intents(self.config.dialogue.project_path())
+            done = await host.reload(in_use=self._in_use)
+        except (DialogueError, RasaSetupError, IntentCatalogError) as exc:
+            log.error(format_event("reload_failed", error=str(exc).splitlines()[0]))
+            return
+        assert host.client is not None
+        services.dialogue = host.client
+        self.config.intents = intents
+        log.info(format_event("reload_done", result=done))
+
+    def _in_use(self, client: object) -> bool:
+        return any(s.dialogue_client is client for s in self.server.sessions.values())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

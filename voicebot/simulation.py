@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import yaml
 
 from voicebot.core.record import CallRecord
+from voicebot.scenario_schema import validate_scenarios
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
 from voicebot.telephony.fixture import FixtureChannel, FixtureError, FixtureTurn, parse_turn
@@ -65,14 +67,20 @@ def load_scenarios(path: Path) -> list[Scenario]:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise FixtureError(f"cannot read scenarios {path}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
-        raise FixtureError(f"{path}: expected a top-level 'scenarios:' list")
+    validate_scenarios(data, path)
     scenarios = []
     for entry in data["scenarios"]:
-        sid = entry.get("id") or f"scenario-{len(scenarios) + 1}"
-        turns = [parse_turn(str(t), path.parent) for t in entry.get("turns", [])]
+        sid = entry["id"]
+        turns = [_scenario_turn(t, path, sid) for t in entry["turns"]]
         scenarios.append(Scenario(sid, turns, dict(entry.get("expect") or {}), entry.get("caller")))
     return scenarios
+
+
+def _scenario_turn(spec: str, path: Path, sid: str) -> FixtureTurn:
+    try:
+        return parse_turn(spec, path.parent)
+    except FixtureError as exc:
+        raise FixtureError(f"{path}: scenario {sid!r}: {exc}") from exc
 
 
 def check_expectations(record: CallRecord, expect: dict[str, Any]) -> list[str]:
@@ -95,13 +103,20 @@ def check_expectations(record: CallRecord, expect: dict[str, Any]) -> list[str]:
     return failures
 
 
-async def run_scenarios(services: Services, scenarios: list[Scenario]) -> list[ScenarioResult]:
+async def run_scenarios(
+    services: Services,
+    scenarios: list[Scenario],
+    on_result: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
+    """Run each scenario as a call; ``on_result`` hears of each one as it finishes."""
     results = []
     for scenario in scenarios:
         record = await simulate_call(services, scenario.turns, scenario.caller)
         results.append(
             ScenarioResult(scenario, record, check_expectations(record, scenario.expect))
         )
+        if on_result is not None:
+            on_result(results[-1])
     return results
 
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
+import yaml
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import (
     ActionExecuted,
@@ -34,7 +36,16 @@ from . import bank, spoken
 
 logger = logging.getLogger(__name__)
 
-ACCOUNT_REQUESTS = ("check_balance", "recent_transactions", "lost_card", "reset_password")
+
+def _pin_required() -> tuple[str, ...]:
+    """Requests that need the PIN first: ``pin_required`` in the project's intents.yml."""
+    data = yaml.safe_load((Path(__file__).resolve().parent.parent / "intents.yml").read_text())
+    return tuple(
+        name for name, props in data["intents"].items() if (props or {}).get("pin_required")
+    )
+
+
+ACCOUNT_REQUESTS = _pin_required()
 MAX_PIN_ATTEMPTS = 3
 ANYTHING_ELSE = "Is there anything else I can help with?"
 
@@ -197,6 +208,8 @@ def fulfil(
         events += extra
     elif request == "reset_password":
         dispatcher.utter_message(text=_password_reset(customer))
+    elif request:  # a PIN-protected answer added in data only: its utter_<intent> response
+        dispatcher.utter_message(response=f"utter_{request}")
     else:
         dispatcher.utter_message(text="Thank you, you're verified. How can I help?")
     return events

@@ -163,6 +163,7 @@ class VoicebotProcess:
     sip_port: int = SERVER_SIP_PORT
     http_port: int = SERVER_HTTP_PORT
     log_level: str = "DEBUG"
+    extra_config: str = ""  # more TOML after [storage]
     proc: subprocess.Popen[bytes] | None = None
     startup_s: float = 0.0
 
@@ -193,7 +194,7 @@ class VoicebotProcess:
 
     def start(self, timeout_s: float = 180.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(f'[storage]\ndatabase = "{self.database}"\n')
+        self.config_path.write_text(f'[storage]\ndatabase = "{self.database}"\n{self.extra_config}')
         started = time.monotonic()
         self.proc = subprocess.Popen(
             self.command(),

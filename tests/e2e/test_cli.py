@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import wave
@@ -111,6 +112,11 @@ def test_simulated_balance_call_prints_the_record(
     for turn in record["turns"][1:]:
         assert {"caller_text", "intent", "confidence", "bot_text"} <= set(turn)
     assert "4321" not in result.stdout and "4321" not in result.stderr
+    # At the default log level every call event is logged, each line key=value.
+    log_lines = result.stderr.splitlines()
+    assert all(re.match(r"ts=\S+ level=[A-Z]+ logger=\S+ \w+=", line) for line in log_lines)
+    assert any(f"call_id={record['call_id']}" in line and "event=call_ended" in line
+               for line in log_lines)  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "audio").iterdir())[:2] == [
         "bot-00.wav",
         "bot-01.wav",

@@ -7,14 +7,18 @@ redacts before it logs.
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 
 def _fmt(value: Any) -> str:
     text = str(value)
-    if not text or any(c in text for c in ' ="'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if not text or any(c in text for c in ' ="\n\r\t'):
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+        return '"' + escaped + '"'
     return text
 
 
@@ -37,10 +41,39 @@ class CallLogger:
         self.event(event, logging.ERROR, **fields)
 
 
+# A message that already is key=value pairs (what format_event writes).
+_KEY_VALUE = re.compile(
+    r'^[A-Za-z_][\w.]*=(?:"(?:[^"\\]|\\.)*"|\S*)(?: [A-Za-z_][\w.]*=(?:"(?:[^"\\]|\\.)*"|\S*))*$'
+)
+
+# Libraries that chat at INFO (faster-whisper announces every decode's audio length).
+_QUIET_LOGGERS = ("faster_whisper", "aiohttp.access", "asyncio")
+
+
+class KeyValueFormatter(logging.Formatter):
+    """Every line ``ts=… level=… logger=…`` then the event's own pairs.
+
+    A library's free-text message becomes ``msg="…"``, and a traceback
+    ``exc="…"`` with escaped newlines, so one event is always one line a
+    log shipper can split on spaces and ``=``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if not _KEY_VALUE.match(message):
+            message = f"msg={_fmt(message)}"
+        at = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        line = f"ts={at} level={record.levelname} logger={record.name} {message}"
+        if record.exc_info:
+            line += f" exc={_fmt(self.formatException(record.exc_info))}"
+        return line
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Log to stderr, so stdout stays clean for ``--json`` output."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    if logging.getLogger().level > logging.DEBUG:
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)

@@ -54,6 +54,9 @@ class RasaClient:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        # False while the server is known to be down (set by ManagedRasa's supervisor):
+        # new calls then go to a person rather than to a dialogue that cannot answer.
+        self.available = True
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:

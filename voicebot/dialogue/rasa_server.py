@@ -18,6 +18,7 @@ compiled validator for action results saves ~30 ms per custom action.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import shutil
@@ -25,14 +26,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from voicebot.config import DialogueConfig
+from voicebot.core.logs import format_event
 from voicebot.dialogue.paths import (
     RASA_PROJECT_DIR,
     RasaSetupError,
@@ -72,11 +75,19 @@ class _Process:
     """One child process with its log file."""
 
     def __init__(
-        self, name: str, command: list[str], cwd: Path, env: dict[str, str], log_path: Path
+        self,
+        name: str,
+        role: str,
+        command: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        log_path: Path,
     ):
         self.name = name
+        self.role = role
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        # Appended to: a restart must not erase the log of the crash before it.
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         try:
             self.proc = subprocess.Popen(
                 command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -102,14 +113,24 @@ class _Process:
             while self.proc.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             if self.proc.poll() is None:
-                log.warning("%s (pid %d) ignored SIGTERM; killing it", self.name, self.proc.pid)
+                log.warning(
+                    format_event(
+                        "rasa_kill", process=self.name, pid=self.proc.pid, why="ignored SIGTERM"
+                    )
+                )
                 self.proc.kill()
                 await asyncio.to_thread(self.proc.wait)
         self._log.close()
 
 
 class ManagedRasa:
-    """Rasa + actions server for the lifetime of an ``async with`` block."""
+    """Rasa + actions server for the lifetime of an ``async with`` block.
+
+    While the block runs, a supervisor watches both: when either dies (or
+    stops answering), ``client.available`` turns False — new callers then go
+    to a person instead of hearing "I'm having trouble" — and both are
+    restarted on the same ports with back-off until they answer again.
+    """
 
     def __init__(
         self,
@@ -131,29 +152,54 @@ class ManagedRasa:
         self.token: str | None = self.config.auth_token
         self.action_url: str | None = None
         self.startup_s: float | None = None  # measured time until both answered
+        self.restarts = 0
+        self._launch_plan: _LaunchPlan | None = None
+        self._clients: list[RasaClient] = []
+        self._available = True
+        self._supervisor: asyncio.Task[None] | None = None
+        self._delay = 0.0  # the back-off of the last restart
+        self._last_restart = -float("inf")
 
     @property
     def managed(self) -> bool:
         """False when pointing at an external Rasa (config.rasa_url)."""
         return not self.config.rasa_url
 
+    @property
+    def available(self) -> bool:
+        """The dialogue answers (as far as the supervisor last saw)."""
+        return self._available
+
+    def pids(self) -> dict[str, int]:
+        """PIDs of the running children by role (``rasa``, ``actions``)."""
+        return {p.role: p.proc.pid for p in self._processes if p.proc.poll() is None}
+
     def client(self) -> RasaClient:
         if not self.url:
             raise DialogueError("ManagedRasa is not started: use it as 'async with'")
-        return RasaClient(self.url, self.token, self.config.request_timeout_s)
+        client = RasaClient(self.url, self.token, self.config.request_timeout_s)
+        client.available = self._available
+        self._clients.append(client)
+        return client
 
     async def __aenter__(self) -> ManagedRasa:
-        if not self.managed:
-            return self
-        try:
-            await self._start()
-        except BaseException:
-            self._own_log_dir = None  # keep the logs: the error points at them
-            await self._stop()
-            raise
+        if self.managed:
+            try:
+                await self._start()
+            except BaseException:
+                self._own_log_dir = None  # keep the logs: the error points at them
+                await self._stop()
+                raise
+        if self.config.health_interval_s > 0:
+            self._supervisor = asyncio.create_task(self._supervise(), name="rasa-supervisor")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
         await self._stop()
 
     async def _start(self) -> None:
@@ -171,33 +217,40 @@ class ManagedRasa:
         if self._log_dir is None:
             self._own_log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
+        self.url = f"http://127.0.0.1:{rasa_port}"
+        self.action_url = f"http://127.0.0.1:{action_port}"
+        self._launch_plan = _LaunchPlan(python, model, rasa_port, action_port, log_dir)
+        await self._launch()
 
-        extra = {"VOICEBOT_ACTION_PORT": str(action_port)}
+    async def _launch(self) -> None:
+        """Start both children from the plan and wait until both answer."""
+        plan = self._launch_plan
+        assert plan is not None and self.token is not None
+        extra = {"VOICEBOT_ACTION_PORT": str(plan.action_port)}
         if self.bank_db is not None:
             extra["VOICEBOT_BANK_DB"] = str(Path(self.bank_db).resolve())
         # rasa_sdk 3.6 has no --host flag; it reads SANIC_HOST (default 0.0.0.0).
         actions_env = rasa_env(SANIC_HOST="127.0.0.1", ACTION_SERVER_SANIC_WORKERS="1", **extra)
         started = time.monotonic()
         actions = _Process(
-            "Rasa actions server",
-            [str(python), "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
-            self.project_dir, actions_env, log_dir / "actions.log",
+            "Rasa actions server", "actions",
+            [str(plan.python), "-m", "rasa_sdk", "--actions", "actions",
+             "--port", str(plan.action_port)],
+            self.project_dir, actions_env, plan.log_dir / "actions.log",
         )  # fmt: skip
         self._processes.append(actions)
         rasa = _Process(
-            "Rasa server",
+            "Rasa server", "rasa",
             [
                 *rasa_cli(self.project_dir), "run",
                 "--enable-api", f"--auth-token={self.token}",  # "=": a token may start with "-"
-                "-i", "127.0.0.1", "-p", str(rasa_port),
-                "--model", str(model),
+                "-i", "127.0.0.1", "-p", str(plan.rasa_port),
+                "--model", str(plan.model),
                 "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
             ],
-            self.project_dir, rasa_env(SANIC_WORKERS="1", **extra), log_dir / "rasa.log",
+            self.project_dir, rasa_env(SANIC_WORKERS="1", **extra), plan.log_dir / "rasa.log",
         )  # fmt: skip
         self._processes.append(rasa)
-        self.url = f"http://127.0.0.1:{rasa_port}"
-        self.action_url = f"http://127.0.0.1:{action_port}"
 
         deadline = started + self.config.startup_timeout_s
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
@@ -206,7 +259,12 @@ class ManagedRasa:
                 http, rasa, f"{self.url}/status", {"token": self.token}, deadline
             )
         self.startup_s = time.monotonic() - started
-        log.info("Rasa ready at %s in %.1f s (model %s)", self.url, self.startup_s, model.name)
+        log.info(
+            format_event(
+                "rasa_ready", url=self.url, seconds=round(self.startup_s, 1),
+                model=plan.model.name, rasa_pid=rasa.proc.pid, actions_pid=actions.proc.pid,
+            )
+        )  # fmt: skip
 
     async def _wait_ready(
         self,
@@ -235,12 +293,177 @@ class ManagedRasa:
                 )
             await asyncio.sleep(_POLL_S)
 
-    async def _stop(self) -> None:
+    # ------------------------------------------------------------ supervision
+
+    def _set_available(self, available: bool, problem: str | None = None) -> None:
+        if available and not self._available:
+            log.info(format_event("dialogue_available", url=self.url, restarts=self.restarts))
+        elif not available and self._available:
+            log.error(format_event("dialogue_down", url=self.url, problem=problem))
+        self._available = available
+        for client in self._clients:
+            client.available = available
+
+    async def _supervise(self) -> None:
+        """Watch the dialogue; restart managed children that die or stop answering."""
+        failures = 0
+        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while True:
+                await asyncio.sleep(self.config.health_interval_s)
+                problem = await self._problem(http)
+                failures = failures + 1 if problem else 0
+                if problem is None:
+                    self._set_available(True)
+                elif problem.died or failures >= self.config.health_failures:
+                    self._set_available(False, problem.why)
+                    if self.managed:
+                        await self._restart_until_ready(problem.why)
+                        failures = 0
+
+    async def _problem(self, http: aiohttp.ClientSession) -> _Problem | None:
+        """Why the dialogue cannot serve a call right now, or None."""
+        for process in self._processes:
+            code = process.proc.poll()
+            if code is not None:
+                return _Problem(f"the {process.name} (pid {process.proc.pid}) exited with {code}")
+        try:
+            path, params = ("/status", {"token": self.token}) if self.token else ("/", {})
+            async with http.get(f"{self.url}{path}", params=params) as resp:
+                if resp.status == 200:
+                    return None
+                return _Problem(f"/status answered HTTP {resp.status}", died=False)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return _Problem(f"/status failed: {exc!r}", died=False)
+
+    async def _restart_until_ready(self, problem: str) -> None:
+        """Restart both children until they answer, waiting longer after each failure.
+
+        The back-off carries over when the last restart was recent, so a Rasa
+        that dies right after each start is not restarted in a tight loop.
+        """
+        recent = time.monotonic() - self._last_restart < self.config.restart_backoff_max_s
+        delay = min(self._delay * 2, self.config.restart_backoff_max_s) if recent else None
+        delay = delay or self.config.restart_backoff_s
+        while True:
+            self.restarts += 1
+            log.warning(
+                format_event("rasa_restart", attempt=self.restarts, after_s=delay, problem=problem)
+            )
+            await self._stop_processes()
+            await asyncio.sleep(delay)
+            try:
+                await self._launch()
+            except (DialogueError, RasaSetupError, OSError) as exc:
+                problem = str(exc).splitlines()[0]
+                delay = min(delay * 2, self.config.restart_backoff_max_s)
+                continue
+            self._delay, self._last_restart = delay, time.monotonic()
+            self._set_available(True)
+            return
+
+    async def _stop_processes(self) -> None:
         processes, self._processes = self._processes, []
         await asyncio.gather(*(p.stop() for p in reversed(processes)))
+
+    async def _stop(self) -> None:
+        await self._stop_processes()
         if self._own_log_dir is not None:
             shutil.rmtree(self._own_log_dir, ignore_errors=True)
             self._own_log_dir = None
+
+
+@dataclass(frozen=True)
+class _Problem:
+    why: str
+    died: bool = True  # a dead child restarts at once; a slow answer only after a few
+
+
+@dataclass(frozen=True)
+class _LaunchPlan:
+    """What a (re)start needs: the same ports and token, so clients keep working."""
+
+    python: Path
+    model: Path
+    rasa_port: int
+    action_port: int
+    log_dir: Path
+
+
+class DialogueHost:
+    """The dialogue new calls get, with a way to swap in a retrained model.
+
+    ``reload`` starts a second managed Rasa on the newest trained model and,
+    once it answers, hands it to new calls; calls in progress keep the Rasa
+    they started with (their conversation state lives there) and it stops
+    when the last of them has ended.  No call is dropped or loses its context.
+    """
+
+    def __init__(self, config: DialogueConfig, **managed_options: Any) -> None:
+        self.config = config
+        self._options = managed_options
+        self._rasa: ManagedRasa | None = None
+        self.client: RasaClient | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    @property
+    def rasa(self) -> ManagedRasa:
+        assert self._rasa is not None, "DialogueHost is not started"
+        return self._rasa
+
+    async def __aenter__(self) -> DialogueHost:
+        self._rasa, self.client = await self._open(self._options.get("model"))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await self._close(self._rasa, self.client)
+
+    async def _open(self, model: Path | None) -> tuple[ManagedRasa, RasaClient]:
+        rasa = ManagedRasa(self.config, **{**self._options, "model": model})
+        await rasa.__aenter__()
+        client = rasa.client()
+        if not rasa.managed and not await client.health():
+            await self._close(rasa, client)
+            raise DialogueError(
+                f"cannot reach the Rasa server configured at {rasa.url} (dialogue.rasa_url"
+                " / VOICEBOT_RASA_URL), or it rejects the auth token"
+            )
+        return rasa, client
+
+    @staticmethod
+    async def _close(rasa: ManagedRasa | None, client: RasaClient | None) -> None:
+        if client is not None:
+            await client.close()
+        if rasa is not None:
+            await rasa.__aexit__(None, None, None)
+
+    async def reload(self, in_use: Callable[[RasaClient], bool]) -> str:
+        """Serve new calls from the newest trained model; ``in_use(client)`` says
+        whether a call still talks to the old one.  Returns what was done."""
+        if not self.rasa.managed:
+            raise DialogueError("reload needs a managed Rasa (not dialogue.rasa_url)")
+        project = self._options.get("project_dir", RASA_PROJECT_DIR)
+        model = find_model(project).resolve()  # RasaSetupError: not trained
+        if self.rasa._launch_plan is not None and self.rasa._launch_plan.model == model:
+            return f"model {model.name} is already loaded"
+        old = (self._rasa, self.client)
+        self._rasa, self.client = await self._open(model)
+        task = asyncio.create_task(self._retire(*old, in_use), name="rasa-retire")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        log.info(format_event("dialogue_reloaded", model=model.name, url=self.rasa.url))
+        return f"model {model.name} loaded"
+
+    async def _retire(
+        self, rasa: ManagedRasa | None, client: RasaClient | None, in_use: Callable[..., bool]
+    ) -> None:
+        while client is not None and in_use(client):
+            await asyncio.sleep(1.0)
+        await self._close(rasa, client)
+        log.info(format_event("dialogue_retired", url=rasa.url if rasa else None))
 
 
 @asynccontextmanager
@@ -251,17 +474,16 @@ async def open_dialogue(
 
     ``managed_options`` go to ManagedRasa (project_dir, model, bank_db, log_dir).
     """
-    async with ManagedRasa(config, **managed_options) as rasa:
-        client = rasa.client()
-        try:
-            if not rasa.managed and not await client.health():
-                raise DialogueError(
-                    f"cannot reach the Rasa server configured at {rasa.url} (dialogue.rasa_url"
-                    " / VOICEBOT_RASA_URL), or it rejects the auth token"
-                )
-            yield client
-        finally:
-            await client.close()
+    async with DialogueHost(config, **managed_options) as host:
+        assert host.client is not None
+        yield host.client
 
 
-__all__ = ["ManagedRasa", "RasaSetupError", "RasaStartError", "free_port", "open_dialogue"]
+__all__ = [
+    "DialogueHost",
+    "ManagedRasa",
+    "RasaSetupError",
+    "RasaStartError",
+    "free_port",
+    "open_dialogue",
+]

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from voicebot.audio.vad import SileroVad
     from voicebot.config import Config
     from voicebot.dialogue.rasa_client import RasaClient
+    from voicebot.dialogue.rasa_server import DialogueHost
     from voicebot.session.handoff import HandoffPort
     from voicebot.speech.stt import Transcriber
     from voicebot.speech.tts import Synthesizer
@@ -30,3 +31,5 @@ class Services:
     # The agents' queue (voicebot.handoff.TransferQueue in production).
     # None: no agents, transfers end in a callback offer.
     queue: HandoffPort | None = None
+    # Swaps in a retrained model for new calls (None: fixed, e.g. in unit tests).
+    dialogue_host: DialogueHost | None = None

@@ -345,3 +345,32 @@ _CALLBACK_COLUMNS = "call_id, number, confirmed_at, status, handled_by, handled_
 
 def _callback_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     return dict(zip(_CALLBACK_COLUMNS.split(", "), row, strict=True))
+
+
+class StoreMissingError(ValueError):
+    """A read command was pointed at a call store that does not exist or is not one."""
+
+
+def check_existing_store(path: str | Path) -> Path:
+    """``path`` if it holds a voicebot call store; read-only, so nothing is ever created.
+
+    ``calls list`` in the wrong place must say so, not show an empty list from
+    a database it has just made.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreMissingError(
+            f"no call store at {path} (no call recorded there yet; "
+            "choose one with --database or [storage] database)"
+        )
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreMissingError(f"{path} is not a voicebot call store: {exc}") from exc
+    if "calls" not in tables:
+        raise StoreMissingError(f"{path} is an SQLite database but not a voicebot call store")
+    return path

@@ -19,6 +19,7 @@ import numpy as np
 from voicebot.audio.wavfile import read_audio, write_wav
 from voicebot.core.frames import (
     DTMF_DIGITS,
+    SAMPLE_RATE,
     AudioFrame,
     DtmfFrame,
     HangupFrame,
@@ -27,10 +28,19 @@ from voicebot.core.frames import (
     split_frames,
 )
 
+# A phone's keypad: DTMF's A-D exist on the wire but no caller can press them,
+# and the session would drop them (they are neither digits nor * or #).
+KEYPAD_DIGITS = DTMF_DIGITS - frozenset("ABCD")
+
 # Silence after each spoken turn: longer than any sane end-of-turn setting.
 TRAILING_SILENCE_S = 1.5
 # Silence after keyed digits: lets the inter-digit timer expire for short entries.
 AFTER_DIGITS_SILENCE_S = 2.5
+# After the script the caller stays on the line, silent, like a real caller who
+# stopped talking: the bot's silence prompt and goodbye end the call.  This cap
+# only stops a bot that never would.
+SILENT_CALLER_CAP_S = 120.0
+HANGUP_TURN = "hangup"
 
 
 class FixtureError(ValueError):
@@ -44,16 +54,20 @@ class FixtureTurn:
     source: str
     pcm: np.ndarray | None = None
     digits: str | None = None
+    hangup: bool = False  # the caller hangs up here
 
 
 def parse_turn(spec: str, base_dir: Path | None = None) -> FixtureTurn:
-    """``dtmf:1234`` or a WAV path (absolute, or relative to ``base_dir``)."""
+    """``dtmf:1234``, ``hangup``, or a WAV path (absolute, or relative to ``base_dir``)."""
+    if spec == HANGUP_TURN:
+        return FixtureTurn(spec, hangup=True)
     if spec.startswith("dtmf:"):
         digits = spec.removeprefix("dtmf:")
-        bad = sorted(set(digits) - DTMF_DIGITS)
+        bad = sorted(set(digits) - KEYPAD_DIGITS)
         if not digits or bad:
             raise FixtureError(
-                f"{spec!r}: DTMF turns take digits 0-9, *, #, A-D (got {bad or 'none'})"
+                f"{spec!r}: DTMF turns take the phone keypad's 0-9, * and # "
+                f"(got {''.join(bad) or 'no digits'})"
             )
         return FixtureTurn(spec, digits=digits)
     path = Path(spec)
@@ -68,14 +82,18 @@ def parse_turn(spec: str, base_dir: Path | None = None) -> FixtureTurn:
 
 @dataclass
 class FixtureOutput:
-    """Collects the bot's audio; play-out is instantaneous."""
+    """Collects the bot's audio; play-out is instantaneous, but ``played_until``
+    says when it would have ended on the caller's timeline (``clock``)."""
 
     timeline: list[tuple[str, np.ndarray]] = field(default_factory=list)
     replies: list[list[np.ndarray]] = field(default_factory=lambda: [[]])
+    clock: Callable[[], float] = lambda: 0.0
+    played_until: float = 0.0
 
     def write(self, pcm: np.ndarray) -> None:
         self.timeline.append(("bot", pcm))
         self.replies[-1].append(pcm)
+        self.played_until = max(self.played_until, self.clock()) + len(pcm) / SAMPLE_RATE
 
     def clear(self) -> None:
         self._close_reply()
@@ -123,10 +141,20 @@ class FixtureChannel:
         self.call_id = call_id or f"sim-{uuid.uuid4().hex[:12]}"
         self.patience_s = patience_s
         self.caller_id = caller_id
-        self.output = FixtureOutput()
+        self.output = FixtureOutput(clock=self.clock)
         self.hung_up_by_bot = False
         self._turns = turns
         self._wait_idle: Callable[[], Awaitable[None]] | None = None
+        self._caller_s = 0.0  # the caller's own timeline (see clock)
+
+    def clock(self) -> float:
+        """Seconds since the call started on the caller's timeline, not the run's.
+
+        The run is compressed (audio goes in as fast as the session reads it,
+        the bot's audio "plays" at once); a caller would have spent the length
+        of their audio talking and the length of each reply listening.
+        """
+        return self._caller_s
 
     def attach(self, wait_idle: Callable[[], Awaitable[None]]) -> None:
         """Give the caller a way to know the bot has finished answering."""
@@ -139,12 +167,32 @@ class FixtureChannel:
                 return
             if self.hung_up_by_bot:
                 return
+            if turn.hangup:
+                yield HangupFrame("caller hung up")
+                return
             for frame in self._turn_frames(turn):
-                yield frame
-        if not await self._until_bot_listens():
-            yield HangupFrame("caller gave up waiting")
-            return
-        yield HangupFrame("scripted caller finished")
+                yield self._advance(frame)
+        async for frame in self._stay_silent():
+            yield frame
+
+    async def _stay_silent(self) -> AsyncIterator[InputFrame]:
+        """The script is over: listen in silence until the bot ends the call."""
+        waited = 0.0
+        while waited < SILENT_CALLER_CAP_S:
+            if not await self._until_bot_listens():
+                yield HangupFrame("caller gave up waiting")
+                return
+            if self.hung_up_by_bot:
+                return
+            for frame in split_frames(silence(1.0)):
+                yield self._advance(AudioFrame(frame))
+            waited += 1.0
+        yield HangupFrame("scripted caller gave up: the bot never ended the call")
+
+    def _advance(self, frame: InputFrame) -> InputFrame:
+        if isinstance(frame, AudioFrame):
+            self._caller_s += frame.duration_s
+        return frame
 
     def _turn_frames(self, turn: FixtureTurn) -> list[InputFrame]:
         frames: list[InputFrame] = []
@@ -167,6 +215,8 @@ class FixtureChannel:
             await asyncio.wait_for(self._wait_idle(), self.patience_s)
         except TimeoutError:
             return False
+        # The caller listened to the whole reply before going on.
+        self._caller_s = max(self._caller_s, self.output.played_until)
         return True
 
     async def hangup(self) -> None:
