@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.core.config_check import suggest
+from voicebot.session.outcome import OUTCOMES
 from voicebot.transfer.config import REASONS
-
-# Outcomes a call record can end with (voicebot.session.record).
-OUTCOMES = ("contained", "transferred", "abandoned", "no_agent", "callback")
 
 TOP_LEVEL_KEYS = ("scenarios",)
 SCENARIO_KEYS = ("id", "caller", "turns", "expect")

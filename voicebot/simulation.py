@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 from voicebot.core.record import CallRecord
 from voicebot.scenario_schema import validate_scenarios
 from voicebot.session.call_session import CallSession
+from voicebot.session.outcome import containment
 from voicebot.session.services import Services
 from voicebot.telephony.fixture import FixtureChannel, FixtureError, FixtureTurn, parse_turn
 
@@ -138,6 +140,9 @@ def totals(results: list[ScenarioResult]) -> dict[str, Any]:
             else None
         ),
         "transferred": sum(r.record.outcome == "transferred" for r in results),
+        # Containment counts only calls the bot served (not silent or failed ones).
+        "containment": containment([r.record.outcome for r in results]),
+        "outcomes": dict(Counter(r.record.outcome for r in results)),
     }
 
 

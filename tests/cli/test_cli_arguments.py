@@ -132,7 +132,7 @@ def test_log_level_is_case_insensitive(cli, tmp_path: Path) -> None:
 def _store_with_one_call(path: Path) -> str:
     store = SqliteCallStore(path)
     record = CallRecord(call_id="call-1", caller_id="+15550100", transport="fixture")
-    record.finish("contained", "caller hung up")
+    record.finish("served", "caller hung up")
     store.save(record)
     store.close()
     return record.call_id

@@ -17,7 +17,7 @@ def scenario(**fields: object) -> dict[str, object]:
     base: dict[str, object] = {
         "id": "hours",
         "turns": [WAV],
-        "expect": {"outcome": "contained", "intents": ["opening_hours"]},
+        "expect": {"outcome": "served", "intents": ["opening_hours"]},
     }
     base.update(fields)
     return {k: v for k, v in base.items() if v is not None}
@@ -26,7 +26,7 @@ def scenario(**fields: object) -> dict[str, object]:
 BAD_FILES = [
     # (file content, words the error must contain)
     (
-        {"scenarios": [scenario(expect={"outcome": "contained", "intent": ["opening_hours"]})]},
+        {"scenarios": [scenario(expect={"outcome": "served", "intent": ["opening_hours"]})]},
         ["'hours'", "'intent'", "did you mean intents"],
     ),
     (

@@ -106,7 +106,7 @@ def test_simulated_balance_call_prints_the_record(
     record = json.loads(result.stdout)
     assert set(record) >= {"call_id", "disclosure", "turns", "transfer", "outcome"}
     assert record["disclosure"]["text"] == record["turns"][0]["bot_text"]
-    assert record["transfer"] is None and record["outcome"] == "contained"
+    assert record["transfer"] is None and record["outcome"] == "served"
     last = record["turns"][-1]
     assert last["intent"] == "provide_pin" and "balance" in last["bot_text"].lower()
     for turn in record["turns"][1:]:

@@ -201,7 +201,7 @@ async def test_disclosure_and_opening_hours_over_sip(server: VoicebotProcess, ca
     hours = turn_with_intent(record, "opening_hours")
     assert hours is not None, record["turns"]
     assert re.search(r"\bmonday\b", hours["bot_text"], re.I), hours
-    assert record["outcome"] == "contained", record
+    assert record["outcome"] == "served", record
     assert record["end_reason"].startswith("caller"), record
 
     # What the caller heard: the disclosure first, then the answer after the question.
@@ -241,7 +241,7 @@ async def test_pin_keyed_with_dtmf_is_verified_and_never_stored(
     assert keyed["input"] == "dtmf" and keyed["redacted"] is True, keyed
     assert record["verified"]["pin_verified"] is True, record["verified"]
     assert "balance" in keyed["bot_text"].lower() and re.search(r"\d", keyed["bot_text"]), keyed
-    assert record["outcome"] == "contained", record
+    assert record["outcome"] == "served", record
 
     # The PIN is nowhere: not in the stored record, not in the server's output.
     stored = json.dumps(record)
@@ -346,7 +346,7 @@ async def test_eight_simultaneous_sipp_calls_each_get_their_own_record(
         turn = turn_with_intent(record, "check_balance")
         assert turn is not None and turn["caller_text"], (record["call_id"], record["turns"])
         assert turn["bot_text"], turn
-        assert record["outcome"] == "contained" and record["end_reason"].startswith("caller")
+        assert record["outcome"] == "served" and record["end_reason"].startswith("caller")
     timings = [turn_with_intent(r, "check_balance")["timings"] for r in records]  # type: ignore[index]
     server_side = [t["endpoint_wait_s"] + t["stt_s"] + t["dialogue_s"] for t in timings]
     FIGURES.notes["eight_calls_peak_concurrent"] = peak
@@ -378,7 +378,7 @@ async def test_sigterm_during_a_call_says_goodbye_sends_bye_and_saves(
     record = server.record_from(CALLER, call.before)
     assert record is not None
     assert record["end_reason"] == "server shutting down", record
-    assert record["ended_at"] is not None and record["outcome"] == "contained", record
+    assert record["ended_at"] is not None and record["outcome"] == "served", record
     goodbye = record["turns"][-1]
     assert "restarting" in goodbye["bot_text"] and goodbye["caller_text"] is None, goodbye
     # The server hung up: its BYE got baresip's 200, and baresip reports the remote hang-up.

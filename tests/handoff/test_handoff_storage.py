@@ -18,7 +18,7 @@ def test_a_version_1_database_upgrades_and_keeps_its_calls(tmp_path: Path) -> No
     old = sqlite3.connect(path, isolation_level=None)
     old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
     old.execute(
-        "INSERT INTO calls VALUES ('old', '+1555', 'sip', ?, NULL, 'contained', ?)",
+        "INSERT INTO calls VALUES ('old', '+1555', 'sip', ?, NULL, 'served', ?)",
         (T0, '{"call_id": "old", "turns": []}'),
     )
     old.close()

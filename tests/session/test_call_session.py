@@ -48,6 +48,7 @@ class FakeSynthesizer:
 class FakeDialogue:
     answer: Callable[[str], DialogueReply | Exception]
     messages: list[str] = field(default_factory=list)
+    available: bool = True  # False: known to be down (ManagedRasa's supervisor)
 
     async def send(self, sender_id: str, text: str, metadata: dict) -> DialogueReply:
         self.messages.append(text)
@@ -144,9 +145,11 @@ async def run_call(
     texts: list[str],
     answer: Callable[[str], DialogueReply | Exception],
     config: Config | None = None,
+    *,
+    available: bool = True,
 ) -> tuple[CallSession, ScriptedChannel, FakeDialogue]:
     config = config or Config()
-    dialogue = FakeDialogue(answer)
+    dialogue = FakeDialogue(answer, available=available)
     services = Services(
         config=config,
         transcriber=FakeTranscriber(texts),
@@ -183,7 +186,7 @@ async def test_disclosure_comes_first_then_the_turn_loop() -> None:
     stages = sum(turn.timings[k] for k in ("dialogue_s", "tts_first_audio_s", "first_packet_s"))
     assert turn.timings["reply_s"] >= stages - 0.001
     assert turn.audio["voiced_s"] > 0.5
-    assert record.outcome == "contained" and record.ended_at
+    assert record.outcome == "served" and record.ended_at
 
 
 async def test_speech_does_not_cut_the_disclosure_and_is_answered_after_it() -> None:

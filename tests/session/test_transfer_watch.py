@@ -13,7 +13,7 @@ def test_observe_hides_keyed_text_and_maps_progress_and_a_locked_pin() -> None:
     record = CallRecord("c", "+1555", "test")
     turn = record.add_turn("[keypad: ****]", "dtmf", intent="provide_pin", confidence=0.9)
     locked = DialogueReply(texts=[], intent="provide_pin", slots={"pin_locked": True})
-    seen = observe(turn, locked, "****")
+    seen = observe(turn, locked, "****", progress={"provide_pin"})
     assert seen.caller_text == "" and seen.dtmf == "****"
     assert seen.made_progress and seen.dialogue_gave_up == "identity_failed"
     failed = observe(record.add_turn("uh", "speech"), None, None, failed=True)

@@ -16,12 +16,12 @@ def test_save_is_an_upsert_and_keeps_the_latest_transcript(tmp_path) -> None:
     record = make_record()
     store.save(record)
     record.add_turn("thanks", "speech", intent="thank_you", bot_text="you're welcome")
-    record.finish("contained", "caller hung up")
+    record.finish("served", "caller hung up")
     store.save(record)
     saved = store.get("c1")
     assert saved is not None
     assert [t["caller_text"] for t in saved["turns"]] == [None, "what time do you open", "thanks"]
-    assert saved["outcome"] == "contained"
+    assert saved["outcome"] == "served"
     assert len(store.list_calls()) == 1
 
 

@@ -7,8 +7,10 @@ hang-up never loses the transcript.  ``to_dict`` is the JSON that
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,9 +66,14 @@ class CallRecord:
     end_reason: str | None = None
     errors: list[str] = field(default_factory=list)
     _t0: float = field(default_factory=time.monotonic, repr=False)
+    # The caller's timeline when the transport has its own (a scripted caller
+    # runs faster than real time); None = the wall clock since the call started.
+    _clock: Callable[[], float] | None = field(default=None, repr=False)
 
     def offset(self) -> float:
         """Seconds since the call started, for turn offsets."""
+        if self._clock is not None:
+            return round(self._clock(), 3)
         return round(time.monotonic() - self._t0, 3)
 
     def add_turn(self, caller_text: str | None, input_kind: str, **fields: Any) -> Turn:
@@ -91,6 +98,10 @@ class CallRecord:
             self.end_reason = reason
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("_t0")
+        data = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if not f.name.startswith("_")
+        }
+        data["turns"] = [asdict(turn) for turn in self.turns]
         return data

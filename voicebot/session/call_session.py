@@ -45,12 +45,13 @@ from voicebot.session.events import (
 from voicebot.session.handoff import HandoffTexts, hand_off, release_agent_when_done
 from voicebot.session.keypad import KeypadEntry
 from voicebot.session.listening import Listening
+from voicebot.session.outcome import final_outcome
 from voicebot.session.pin import PinGuard
 from voicebot.session.record_keeper import RecordKeeper
 from voicebot.session.replies import Replies
 from voicebot.session.services import Services
 from voicebot.session.speaker import Speaker
-from voicebot.session.transfer_watch import TransferWatch
+from voicebot.session.transfer_watch import DIALOGUE_UNAVAILABLE, TransferWatch
 from voicebot.session.turn_taking import TurnTaking, unreadable
 from voicebot.speech.stt import Transcript
 from voicebot.telephony.channel import CallChannel
@@ -69,7 +70,12 @@ class CallSession:
         self.channel = channel
         self.services = services
         self.config = services.config
-        self.record = CallRecord(channel.call_id, channel.caller_id, channel.transport)
+        self.record = CallRecord(
+            channel.call_id,
+            channel.caller_id,
+            channel.transport,
+            _clock=getattr(channel, "clock", None),  # a scripted caller's own timeline
+        )
         self.log = CallLogger(channel.call_id)
         self.speaker = Speaker(services.synthesizer, channel.output)
         self.inbox = Inbox()
@@ -81,7 +87,7 @@ class CallSession:
         self.replies = Replies(self.speaker, self.inbox, self.keeper, self.ear.become_idle)
         self.rasa = DialogueLink(services.dialogue, channel.call_id, channel.caller_id)
         self.pin = PinGuard()
-        self.transfers = TransferWatch(self.config.transfer, self.log)
+        self.transfers = TransferWatch(self.config.transfer, self.log, self.config.intents)
         self.handoff_texts = HandoffTexts()
         self._silence_prompts = 0
         self._dialogue_failures = 0
@@ -116,9 +122,15 @@ class CallSession:
             self.log.error("session_failed", error=repr(exc))
             self.record.errors.append(f"session failed: {exc!r}")
             await self.say_and_wait(self.config.session.rasa_error_apology)
+            self._end("session failed")
         finally:
             await self._close(reader)
         return self.record
+
+    @property
+    def dialogue_client(self) -> object:
+        """The dialogue this call talks to (it keeps it for the whole call)."""
+        return self.rasa.dialogue
 
     def request_shutdown(self, message: str) -> None:
         """Ask the call to end politely (SIGTERM): goodbye, BYE, record saved."""
@@ -229,6 +241,10 @@ class CallSession:
         """Send one caller turn to Rasa, record it (redacted), then answer or transfer.
         ``ended_at`` (perf_counter) is when the caller's turn ended: ``reply_s`` runs from it."""
         pin_context = self.pin.expects_pin
+        if not self.rasa.available:
+            caller_text = self.pin.caller_text(text, input_kind, shown, redact=pin_context)
+            await self._dialogue_down(caller_text, input_kind, audio, shown)
+            return
         started = time.perf_counter()
         try:
             reply = await self.rasa.send(text)
@@ -277,6 +293,28 @@ class CallSession:
             return
         self.replies.prompt(apology)
 
+    async def _dialogue_down(
+        self,
+        caller_text: str | None,
+        input_kind: str,
+        audio: dict[str, float] | None,
+        shown: str | None,
+    ) -> None:
+        """The dialogue is known to be down (being restarted): no answer the bot
+        could give would help, so the caller goes to a person at once."""
+        self.log.event("dialogue_unavailable")
+        apology = self.config.session.rasa_error_apology
+        turn = self.record.add_turn(
+            caller_text,
+            input_kind,
+            bot_text=apology,
+            error="dialogue unavailable",
+            audio=audio or {},
+        )
+        dtmf = shown if input_kind == "dtmf" else None
+        if not await self._transfer_if_decided(turn, None, dtmf, gave_up=DIALOGUE_UNAVAILABLE):
+            self.replies.prompt(apology)  # a config that never transfers for it
+
     async def _on_silence(self) -> None:
         self._silence_prompts += 1
         cfg = self.config.session
@@ -291,9 +329,18 @@ class CallSession:
     # ------------------------------------------------------------------ handoff
 
     async def _transfer_if_decided(
-        self, turn: Turn, reply: DialogueReply | None, dtmf: str | None, *, failed: bool = False
+        self,
+        turn: Turn,
+        reply: DialogueReply | None,
+        dtmf: str | None,
+        *,
+        failed: bool = False,
+        gave_up: str | None = None,
     ) -> bool:
-        if self.transfers.decide(self.record, turn, reply, dtmf, failed=failed) is None:
+        decided = self.transfers.decide(
+            self.record, turn, reply, dtmf, failed=failed or bool(gave_up), gave_up=gave_up
+        )
+        if decided is None:
             return False
         turn.bot_text = self.handoff_texts.announce
         self.keeper.save()
@@ -313,8 +360,8 @@ class CallSession:
     def _end(self, reason: str) -> None:
         if not self._ended:
             self._ended = True
-            outcome = self.record.outcome
-            self.record.finish("contained" if outcome == "in_progress" else outcome, reason)
+            outcome = final_outcome(self.record, reason, self.config.intents.progress)
+            self.record.finish(outcome, reason)
             self.log.event("call_ending", reason=reason)
 
     async def _close(self, reader: asyncio.Task[None]) -> None:

@@ -33,6 +33,11 @@ class DialogueLink:
         self.call_id = call_id
         self.caller_id = caller_id
 
+    @property
+    def available(self) -> bool:
+        """False while the dialogue is known to be down (ManagedRasa's supervisor)."""
+        return bool(getattr(self.dialogue, "available", True))
+
     async def send(self, text: str) -> DialogueReply:
         """One caller turn to Rasa (raises :class:`DialogueError`)."""
         return await self.dialogue.send(self.call_id, text, {"caller_id": self.caller_id})
@@ -43,6 +48,8 @@ class DialogueLink:
         When Rasa is down (maybe why the caller is being handed over) a plain
         yes must still count, so it is read as ``affirm``.
         """
+        if not self.available:
+            return ("affirm" if plain_yes(text) else None), None, "dialogue unavailable"
         try:
             reply = await self.send(text)
         except DialogueError as exc:

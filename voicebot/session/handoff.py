@@ -175,21 +175,27 @@ async def _no_agent(
     number = record.caller_id
     record.outcome = "no_agent"
     if not number:
-        await line.say_and_wait(texts.no_agent_no_number)
+        await _say(line, texts.no_agent_no_number)
         return {"status": "no_agent", "attempts": attempts, "callback": None}
     question = texts.no_agent.format(last4=" ".join(number[-4:]))
     if await line.ask_yes_no(question):
         if port is not None:
             port.request_callback(record.call_id, number)
         record.outcome = "callback"
-        await line.say_and_wait(texts.callback_confirmed)
+        await _say(line, texts.callback_confirmed)
         return {
             "status": "callback",
             "attempts": attempts,
             "callback": {"number": number, "confirmed_at": utc_now()},
         }
-    await line.say_and_wait(texts.callback_declined)
+    await _say(line, texts.callback_declined)
     return {"status": "no_agent", "attempts": attempts, "callback": None}
+
+
+async def _say(line: CallerLine, text: str) -> None:
+    """A line the bot says on its own: in the record (the call's last words count too)."""
+    line.record.add_turn(None, "none", bot_text=text)
+    await line.say_and_wait(text)
 
 
 def release_agent_when_done(channel: object, port: HandoffPort, call_id: str) -> None:

@@ -8,8 +8,11 @@ one-line summary into the call record.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from voicebot.core.logs import CallLogger
 from voicebot.core.record import CallRecord, Turn
+from voicebot.dialogue.intents import IntentCatalog
 from voicebot.dialogue.rasa_client import DialogueReply
 from voicebot.transfer import (
     TransferConfig,
@@ -20,27 +23,25 @@ from voicebot.transfer import (
     summary,
 )
 
-# A turn with one of these intents got the caller something done (for the
-# transfer policy's "long call without progress" signal).
-PROGRESS_INTENTS = frozenset(
-    {
-        "opening_hours",
-        "check_balance",
-        "recent_transactions",
-        "lost_card",
-        "reset_password",
-        "provide_pin",
-        "what_can_you_do",
-        "affirm",
-        "thank_you",
-    }
-)
+# Why the dialogue cannot go on when it is known to be down (being restarted):
+# the caller goes to a person at once instead of hearing apologies.
+DIALOGUE_UNAVAILABLE = "dialogue_unavailable"
 
 
 def observe(
-    turn: Turn, reply: DialogueReply | None, dtmf: str | None, failed: bool = False
+    turn: Turn,
+    reply: DialogueReply | None,
+    dtmf: str | None,
+    failed: bool = False,
+    *,
+    progress: Collection[str] = (),
+    gave_up: str | None = None,
 ) -> TurnObservation:
-    """What the transfer policy needs to know about this turn (redacted text only)."""
+    """What the transfer policy needs to know about this turn (redacted text only).
+
+    ``progress``: intents whose answer got the caller something done (the
+    project's intents.yml); ``gave_up``: why the dialogue cannot go on, when
+    the session knows better than Rasa's reply."""
     ranking = [_ranked(r) for r in (reply.intent_ranking if reply else [])][:5]
     return TurnObservation(
         index=turn.index,
@@ -53,8 +54,8 @@ def observe(
         audio_stats=turn.audio,
         bot_text=turn.bot_text,
         dialogue_failed=failed,
-        made_progress=(turn.intent in PROGRESS_INTENTS) if not failed else False,
-        dialogue_gave_up=_gave_up(reply),
+        made_progress=(turn.intent in progress) if not failed else False,
+        dialogue_gave_up=gave_up or _gave_up(reply),
     )
 
 
@@ -74,10 +75,13 @@ def _ranked(entry: object) -> tuple[str, float]:
 class TransferWatch:
     """One call's transfer policy, fed turn by turn."""
 
-    def __init__(self, config: TransferConfig, log: CallLogger) -> None:
+    def __init__(
+        self, config: TransferConfig, log: CallLogger, intents: IntentCatalog | None = None
+    ) -> None:
         self.config = config
         self.policy = TransferPolicy(config)
         self.log = log
+        self.intents = intents or IntentCatalog()
 
     def decide(
         self,
@@ -87,13 +91,16 @@ class TransferWatch:
         dtmf: str | None,
         *,
         failed: bool = False,
+        gave_up: str | None = None,
     ) -> TransferDecision | None:
         """Observe the turn; on a decision, record it (with its summary) and return it."""
-        decision = self.policy.observe(observe(turn, reply, dtmf, failed=failed))
+        seen = observe(turn, reply, dtmf, failed, progress=self.intents.progress, gave_up=gave_up)
+        decision = self.policy.observe(seen)
         if decision is None:
             return None
         facts = VerifiedFacts(record.caller_id, **record.verified)
-        line = summary(self.policy.state.turns, decision, facts, self.config)
+        labels = self.intents.labels
+        line = summary(self.policy.state.turns, decision, facts, self.config, labels)
         record.transfer = self.policy.state.record(line)
         self.log.event("transfer_decided", reason=decision.reason, trigger=decision.trigger)
         return decision

@@ -7,7 +7,7 @@ claim what the call record shows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from voicebot.transfer.config import TransferConfig
@@ -44,23 +44,25 @@ def summary(
     decision: TransferDecision | None,
     facts: VerifiedFacts | None = None,
     config: TransferConfig | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """E.g. "Caller +15550100 asked about balance (PIN verified), became
-    frustrated after 2 misunderstandings; wants a person." """
+    frustrated after 2 misunderstandings; wants a person."  ``labels`` name the
+    intents (the Rasa project's intents.yml; the bank's by default)."""
     facts = facts or VerifiedFacts()
     cfg = config or TransferConfig()
     who = f"Caller {facts.caller_id}" if facts.caller_id else "Caller (no caller ID)"
-    head = f"{who} {_asked(turns)}"
+    head = f"{who} {_asked(turns, INTENT_LABELS if labels is None else labels)}"
     checks = _verification(facts)
     if checks:
         head += f" ({checks})"
     return f"{head}, {_outcome(turns, decision, cfg)}."
 
 
-def _asked(turns: Sequence[TurnObservation]) -> str:
+def _asked(turns: Sequence[TurnObservation], labels: Mapping[str, str]) -> str:
     topics: list[str] = []
     for turn in turns:
-        label = INTENT_LABELS.get(turn.intent or "")
+        label = labels.get(turn.intent or "")
         if label and label not in topics:
             topics.append(label)
     if not topics:

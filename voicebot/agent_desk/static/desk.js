@@ -20,6 +20,8 @@
     abandoned: "Caller hung up on hold",
     interrupted: "Cut by a restart",
     done: "Followed up",
+    served: "Served by the assistant",
+    failed: "Failed (technical problem)",
     contained: "Handled by the assistant",
     transferred: "Transferred",
     in_progress: "In progress",
