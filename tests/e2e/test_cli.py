@@ -107,8 +107,14 @@ def test_simulated_balance_call_prints_the_record(
     assert set(record) >= {"call_id", "disclosure", "turns", "transfer", "outcome"}
     assert record["disclosure"]["text"] == record["turns"][0]["bot_text"]
     assert record["transfer"] is None and record["outcome"] == "served"
-    last = record["turns"][-1]
+    last = [t for t in record["turns"] if t["caller_text"] is not None][-1]
     assert last["intent"] == "provide_pin" and "balance" in last["bot_text"].lower()
+    # Then the caller stays on the line, silent, as on a phone: the prompt and the goodbye,
+    # at offsets on the caller's timeline (the run itself takes seconds).
+    prompt, goodbye = record["turns"][-2:]
+    assert prompt["caller_text"] is None and "still there" in prompt["bot_text"].lower()
+    assert goodbye["bot_text"].endswith("Goodbye.") and record["end_reason"] == "caller silent"
+    assert goodbye["offset_s"] - last["offset_s"] >= 16.0  # two 8 s silence_prompt_s waits
     for turn in record["turns"][1:]:
         assert {"caller_text", "intent", "confidence", "bot_text"} <= set(turn)
     assert "4321" not in result.stdout and "4321" not in result.stderr
