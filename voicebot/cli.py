@@ -198,9 +198,13 @@ def cmd_reload(args: argparse.Namespace, config: Config) -> int:
 def _serving_pid() -> int:
     path = serve_pid_file()
     try:
-        return int(path.read_text().split()[0])
+        pid = int(path.read_text().split()[0])
+        running = b"voicebot" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError, IndexError):
-        raise UserError(f"no running voicebot serve found ({path}); give --pid") from None
+        running = False
+    if not running:
+        raise UserError(f"no running voicebot serve found ({path}); give --pid")
+    return pid
 
 
 def check_listeners(config: Config) -> None:

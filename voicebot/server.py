@@ -130,7 +130,7 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
     try:
         await wait_for_stop_signal(reloads.request)
     finally:
-        pid_file.unlink(missing_ok=True)
+        remove_pid_file(pid_file)
         await reloads.close()
         sip.stop_accepting()
         await server.drain()
@@ -193,6 +193,13 @@ def write_pid_file() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()}\n")
     return path
+
+
+def remove_pid_file(path: Path) -> None:
+    """Only our own: another serve may have started since and written its PID."""
+    with contextlib.suppress(OSError):
+        if path.read_text().split() == [str(os.getpid())]:
+            path.unlink()
 
 
 class Reloader:

@@ -115,6 +115,12 @@ def test_simulate_out_unwritable_is_checked_before_the_call(cli, tmp_path: Path)
     assert "--out" in result.error_line and str(blocker) in result.error_line
 
 
+def test_reload_without_a_running_serve(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    result = cli("reload")
+    assert result.code == 2 and "no running voicebot serve" in result.error_line
+
+
 def test_version(cli) -> None:
     result = cli("--version")
     assert result.code == 0 and result.out.startswith("voicebot ")

@@ -10,6 +10,8 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -84,6 +86,18 @@ async def test_rasa_killed_then_restarted(tmp_path: Path) -> None:
                 caller_prefix="+1555031",
             )  # fmt: skip
             assert after.returncode == 0, after.output[-3000:]
+
+            assert server.proc is not None  # `voicebot reload` reaches it by SIGHUP
+            reload = subprocess.run(
+                [sys.executable, "-m", "voicebot", "reload", "--pid", str(server.proc.pid)],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert reload.returncode == 0, reload.stderr
+            line = await server.wait_for_log(
+                ["event=reload_done"], timeout_s=30, what="the reload"
+            )
+            assert "already loaded" in line  # nothing retrained: the same model stays
+            assert (await _ready(http))[0] == 200
     finally:
         assert server.stop() == 0, server.logs()
     records = {r["caller_id"]: r for r in server.records()}
