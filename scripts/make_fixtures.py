@@ -61,7 +61,7 @@ INTENTS = frozenset(
 )  # fmt: skip
 VOICES = ("piper", "espeak", "none")
 SOUNDS = ("line_noise", "cough", "silence")
-OUTCOMES = ("served", "transferred")
+OUTCOMES = ("served", "abandoned", "transferred")
 REASONS = ("explicit", "frustration", "complexity")
 ENTRY_KEYS = frozenset(
     (
@@ -216,8 +216,8 @@ def check_scenarios(entries: list[dict[str, Any]], path: Path = SCENARIOS) -> li
         reason = expect.get("reason")
         if expect.get("outcome") == "transferred" and reason not in REASONS:
             problems.append(f"{where}: a transfer needs a reason in {REASONS}")
-        if expect.get("outcome") == "served" and reason is not None:
-            problems.append(f"{where}: a served call has no reason")
+        if expect.get("outcome") != "transferred" and reason is not None:
+            problems.append(f"{where}: only a transferred call has a reason")
         intents = expect.get("intents")
         if intents is not None and len(intents) != len(turns):
             problems.append(f"{where}: {len(intents)} intents for {len(turns)} turns")
