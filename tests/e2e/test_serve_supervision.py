@@ -93,9 +93,7 @@ async def test_rasa_killed_then_restarted(tmp_path: Path) -> None:
                 capture_output=True, text=True, timeout=120,
             )  # fmt: skip
             assert reload.returncode == 0, reload.stderr
-            line = await server.wait_for_log(
-                ["event=reload_done"], timeout_s=30, what="the reload"
-            )
+            line = await server.wait_for_log(["event=reload_done"], timeout_s=30, what="the reload")
             assert "already loaded" in line  # nothing retrained: the same model stays
             assert (await _ready(http))[0] == 200
     finally:
