@@ -80,7 +80,7 @@ async def test_known_down_dialogue_sends_the_caller_to_a_person_at_once() -> Non
     assert dialogue.messages == []  # Rasa was not asked: it is known to be down
     record = session.record
     first = record.caller_turns()[0]
-    assert first.caller_text == "my balance please" and first.error == "dialogue unavailable"
+    assert first.caller_text == "my balance please" and first.error == "dialogue_unavailable"
     assert record.transfer is not None
     assert "dialogue_unavailable" in str(record.transfer["signals"])
     assert record.transfer["turn"] == first.index  # on the first turn, no apology first

@@ -243,7 +243,9 @@ class CallSession:
         pin_context = self.pin.expects_pin
         if not self.rasa.available:
             caller_text = self.pin.caller_text(text, input_kind, shown, redact=pin_context)
-            await self._dialogue_down(caller_text, input_kind, audio, shown)
+            self.log.event("dialogue_unavailable")  # being restarted: a person, at once
+            down = DIALOGUE_UNAVAILABLE
+            await self._reply_with_apology(caller_text, input_kind, down, audio, shown, down)
             return
         started = time.perf_counter()
         try:
@@ -277,14 +279,16 @@ class CallSession:
         error: str,
         audio: dict[str, float] | None = None,
         shown: str | None = None,
+        gave_up: str | None = None,
     ) -> None:
-        """Rasa or STT failed: apologise; the transfer policy may hand the caller over."""
+        """Rasa or STT failed: apologise; the transfer policy may hand the caller over
+        (at once when ``gave_up`` says the dialogue cannot go on)."""
         self._dialogue_failures += 1
         apology = self.config.session.rasa_error_apology
         turn = self.record.add_turn(
             caller_text, input_kind, bot_text=apology, error=error, audio=audio or {}
         )
-        if await self._transfer_if_decided(turn, None, shown, failed=True):
+        if await self._transfer_if_decided(turn, None, shown, failed=True, gave_up=gave_up):
             return
         if self._dialogue_failures >= MAX_DIALOGUE_FAILURES:
             turn.bot_text = TECHNICAL_GOODBYE
@@ -292,28 +296,6 @@ class CallSession:
             self._end("repeated technical failures")
             return
         self.replies.prompt(apology)
-
-    async def _dialogue_down(
-        self,
-        caller_text: str | None,
-        input_kind: str,
-        audio: dict[str, float] | None,
-        shown: str | None,
-    ) -> None:
-        """The dialogue is known to be down (being restarted): no answer the bot
-        could give would help, so the caller goes to a person at once."""
-        self.log.event("dialogue_unavailable")
-        apology = self.config.session.rasa_error_apology
-        turn = self.record.add_turn(
-            caller_text,
-            input_kind,
-            bot_text=apology,
-            error="dialogue unavailable",
-            audio=audio or {},
-        )
-        dtmf = shown if input_kind == "dtmf" else None
-        if not await self._transfer_if_decided(turn, None, dtmf, gave_up=DIALOGUE_UNAVAILABLE):
-            self.replies.prompt(apology)  # a config that never transfers for it
 
     async def _on_silence(self) -> None:
         self._silence_prompts += 1
@@ -337,10 +319,10 @@ class CallSession:
         failed: bool = False,
         gave_up: str | None = None,
     ) -> bool:
-        decided = self.transfers.decide(
-            self.record, turn, reply, dtmf, failed=failed or bool(gave_up), gave_up=gave_up
-        )
-        if decided is None:
+        if (
+            self.transfers.decide(self.record, turn, reply, dtmf, failed=failed, gave_up=gave_up)
+            is None
+        ):
             return False
         turn.bot_text = self.handoff_texts.announce
         self.keeper.save()
