@@ -82,10 +82,14 @@ class SpeechConfig:
 
 @dataclass
 class TtsConfig:
-    """Speech synthesis (pyttsx3 + espeak-ng) settings."""
+    """Speech synthesis settings; ``engine`` picks the voice (README: "The bot's voice")."""
 
-    voice: str | None = None  # an espeak-ng voice id, e.g. "gmw/en-US"; None = espeak's default
+    engine: str = "pyttsx3"  # "pyttsx3" (espeak-ng) or "piper" (natural; GPL-3.0-or-later)
+    # pyttsx3 only: an espeak-ng voice id with an optional variant, e.g. "gmw/en-US+m3".
+    voice: str | None = None
     rate_wpm: int = 170
+    pitch: int = 50  # espeak-ng 0-100
+    piper_model: str | None = None  # piper only: a .onnx voice; None = the packaged one
     cache_size: int = 256
 
 
