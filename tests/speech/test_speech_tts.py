@@ -157,8 +157,7 @@ def dominant_hz(pcm: np.ndarray) -> float:
     loud = [f for f in frames if np.sqrt(np.mean(f**2)) > 0.3 * np.sqrt(np.mean(x**2))]
     lags = range(SAMPLE_RATE // 400, SAMPLE_RATE // 60)
     pitches = [
-        SAMPLE_RATE / max(lags, key=lambda lag, f=f: float(np.dot(f[:-lag], f[lag:])))
-        for f in loud
+        SAMPLE_RATE / max(lags, key=lambda lag, f=f: float(np.dot(f[:-lag], f[lag:]))) for f in loud
     ]
     return float(np.median(pitches))
 

@@ -16,9 +16,10 @@ Rules, in order:
   "seventeen hundred";
 * dates: ``March 3``, ``March 3rd, 2026`` → "March third, twenty twenty-six";
 * ordinals: ``21st`` → "twenty-first";
-* grouped digits (``555-0100``) and a run of four or more digits (card or phone endings, references) is read digit
-  by digit, "0" as "zero": people read such numbers that way, and "four
-  thousand four hundred seventeen" is not what a caller checks their card for;
+* grouped digits (``555-0100``) and runs of four or more digits (card or phone
+  endings, references) are read digit by digit, "0" as "zero": people read such
+  numbers that way, and "four thousand four hundred seventeen" is not what a
+  caller checks their card against;
 * other numbers ("30 minutes", "1,500", "2.5", "5%") as cardinals.
 """
 
@@ -28,10 +29,8 @@ import re
 
 from num2words import num2words
 
-_MONTHS = (
-    "January|February|March|April|May|June|July|August|September|October|November|December"
-)
-_DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 _MONEY = re.compile(r"(?<![\w$])\$(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{2}))?(?![\d,]\d)")
 _CLOCK_12 = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s?([ap])\.?\s?m\b(\.?)", re.IGNORECASE)
