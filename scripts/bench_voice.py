@@ -12,7 +12,7 @@ seventeen cents" and "$42.17" are the same words).  Time to first audio (first
 sentence, uncached and cached) and real-time factor are measured per engine.
 
     scripts/bench_voice                  # default espeak, best espeak, piper on all texts
-    scripts/bench_voice --sweep          # also choose espeak voice/variant, rate, pitch
+    scripts/bench_voice --sweep          # also choose espeak voice/variant, rate, pitch, gap
     scripts/bench_voice --quick          # a bounded slice (CI smoke; asserts no figures)
 
 Writes ``bench/results/voice-<timestamp>.json``.
@@ -54,6 +54,7 @@ SWEEP_VOICES = (
 )  # fmt: skip
 SWEEP_RATES = (130, 145, 160, 175)
 SWEEP_PITCHES = (35, 50, 65)
+SWEEP_GAPS = (0, 10, 30)
 
 
 @dataclass(frozen=True)
@@ -165,17 +166,19 @@ class Setting:
     voice: str | None = None
     rate_wpm: int = 170
     pitch: int = 50
+    word_gap_ms: int = 0
 
     @property
     def label(self) -> str:
         if self.engine == "piper":
             return "piper"
-        return f"pyttsx3 {self.voice or 'default'} {self.rate_wpm}wpm pitch {self.pitch}"
+        gap = f" gap {self.word_gap_ms}ms" if self.word_gap_ms else ""
+        return f"pyttsx3 {self.voice or 'default'} {self.rate_wpm}wpm pitch {self.pitch}{gap}"
 
     def config(self, cache_size: int = 256) -> TtsConfig:
         return TtsConfig(
             engine=self.engine, voice=self.voice, rate_wpm=self.rate_wpm,
-            pitch=self.pitch, cache_size=cache_size,
+            pitch=self.pitch, word_gap_ms=self.word_gap_ms, cache_size=cache_size,
         )  # fmt: skip
 
 
@@ -246,26 +249,28 @@ def percentile(values: list[float], q: float) -> float:
 # ------------------------------------------------------------------ sweep
 
 
-async def sweep(samples: list[Sample], transcriber: Transcriber) -> tuple[Setting, list[dict]]:
-    """Voice/variant at a middle rate, then rate × pitch for the best voice (on a slice)."""
-    trials = []
+async def sweep(
+    samples: list[Sample], transcriber: Transcriber, args: argparse.Namespace
+) -> tuple[Setting, list[dict]]:
+    """Voice/variant at a middle rate, then rate × pitch, then word gap (on a slice)."""
+    trials: list[dict] = []
 
-    async def trial(setting: Setting) -> float:
+    async def trial(setting: Setting) -> tuple[float, Setting]:
         result = await intelligibility(setting, samples, transcriber)
         result.pop("rows")
         trials.append(result)
         print(f"  {setting.label}: WER {result['wer']:.3f}", flush=True)
-        return result["wer"]
+        return result["wer"], setting
 
-    scores = {v: await trial(Setting("pyttsx3", v, 160)) for v in SWEEP_VOICES}
-    voice = min(scores, key=scores.__getitem__)
-    best = (scores[voice], Setting("pyttsx3", voice, 160))
-    for rate in SWEEP_RATES:
-        for pitch in SWEEP_PITCHES:
-            if (rate, pitch) == (160, 50):
-                continue
-            setting = Setting("pyttsx3", voice, rate, pitch)
-            best = min(best, (await trial(setting), setting), key=lambda b: b[0])
+    start = Setting("pyttsx3", None, args.espeak_rate, args.espeak_pitch)
+    best = min([await trial(replace(start, voice=v)) for v in args.sweep_voices.split(",")])
+    for rate in map(int, args.sweep_rates.split(",")):
+        for pitch in map(int, args.sweep_pitches.split(",")):
+            if (rate, pitch) != (best[1].rate_wpm, best[1].pitch):
+                best = min(best, await trial(replace(best[1], rate_wpm=rate, pitch=pitch)))
+    for gap in map(int, args.sweep_gaps.split(",")):
+        if gap != best[1].word_gap_ms:
+            best = min(best, await trial(replace(best[1], word_gap_ms=gap)))
     return best[1], trials
 
 
@@ -284,14 +289,16 @@ async def run(args: argparse.Namespace) -> dict:
         "host": platform.node(),
         "cpus": os.cpu_count(),
     }
-    best = Setting("pyttsx3", args.espeak_voice, args.espeak_rate, args.espeak_pitch)
+    best = Setting(
+        "pyttsx3", args.espeak_voice, args.espeak_rate, args.espeak_pitch, args.espeak_gap
+    )
     if args.sweep:
         print("espeak sweep:", flush=True)
-        best, report["sweep"] = await sweep(samples[:: args.sweep_every], transcriber)
+        best, report["sweep"] = await sweep(samples[:: args.sweep_every], transcriber, args)
     defaults = TtsConfig()
     settings = {
-        "pyttsx3-default": replace(
-            best, voice=defaults.voice, rate_wpm=defaults.rate_wpm, pitch=defaults.pitch
+        "pyttsx3-default": Setting(
+            "pyttsx3", defaults.voice, defaults.rate_wpm, defaults.pitch, defaults.word_gap_ms
         ),
         "pyttsx3-best": best,
         "piper": Setting("piper"),
@@ -316,9 +323,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_TEXTS} texts, no sweep")
     parser.add_argument("--sweep", action="store_true", help="choose espeak voice, rate, pitch")
     parser.add_argument("--sweep-every", type=int, default=3, help="sweep on every Nth text")
-    parser.add_argument("--espeak-voice", default="gmw/en-US+m3")
-    parser.add_argument("--espeak-rate", type=int, default=145)
+    parser.add_argument("--sweep-voices", default=",".join(SWEEP_VOICES))
+    parser.add_argument("--sweep-rates", default=",".join(map(str, SWEEP_RATES)))
+    parser.add_argument("--sweep-pitches", default=",".join(map(str, SWEEP_PITCHES)))
+    parser.add_argument("--sweep-gaps", default=",".join(map(str, SWEEP_GAPS)))
+    parser.add_argument("--espeak-voice", default="gmw/en-US+klatt4", help="'best' espeak voice")
+    parser.add_argument("--espeak-rate", type=int, default=160)
     parser.add_argument("--espeak-pitch", type=int, default=50)
+    parser.add_argument("--espeak-gap", type=int, default=0, help="word gap in ms")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:

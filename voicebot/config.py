@@ -89,6 +89,7 @@ class TtsConfig:
     voice: str | None = None
     rate_wpm: int = 170
     pitch: int = 50  # espeak-ng 0-100
+    word_gap_ms: int = 0  # espeak-ng: extra pause between words
     piper_model: str | None = None  # piper only: a .onnx voice; None = the packaged one
     cache_size: int = 256
 

@@ -202,3 +202,14 @@ async def test_amounts_and_card_digits_are_spoken_as_words(
     line = np.concatenate([silence(0.3), ulaw_decode(ulaw_encode(pcm)), silence(0.3)])
     heard = (await transcriber.transcribe(line)).text.replace(",", "").replace(" ", "")
     assert "4417" in heard and "42" in heard and "17" in heard, heard
+
+
+async def test_word_gap_lengthens_the_pauses_between_words() -> None:
+    text = "Please say or key in your four digit PIN."
+    plain = Synthesizer(TtsConfig(voice="en-us", cache_size=0))
+    gapped = Synthesizer(TtsConfig(voice="en-us", word_gap_ms=50, cache_size=0))
+    first = len(await plain.synthesize(text))
+    extra_s = (len(await gapped.synthesize(text)) - first) / SAMPLE_RATE
+    assert 0.25 < extra_s < 0.8  # nine words, eight gaps of 50 ms
+    # The shared engine goes back to no gap for the next synthesizer's text.
+    assert abs(len(await plain.synthesize(text)) - first) < 0.02 * SAMPLE_RATE

@@ -46,11 +46,22 @@ log = logging.getLogger(__name__)
 
 ESPEAK_LIBRARY = "libespeak-ng.so.1"
 APT_HINT = "apt-get install espeak-ng libespeak-ng1"
+WORD_GAP = 7  # espeakWORDGAP: extra pause between words, in 10 ms units
 WAV_HEADER_BYTES = 44
 SYNTH_TIMEOUT_S = 10.0
 IDLE_TIMEOUT_S = 1.0
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSetting:
+    """What one engine sets before each of its texts (the espeak library is shared)."""
+
+    voice_id: str
+    rate_wpm: int
+    pitch: int
+    word_gap_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,13 @@ def _load_espeak_library() -> ctypes.CDLL:
         return ctypes.CDLL(ESPEAK_LIBRARY)
     except OSError as exc:
         raise TtsError(f"espeak-ng is not installed ({exc}); run: {APT_HINT}") from exc
+
+
+def _espeak_library() -> ctypes.CDLL:
+    """The library pyttsx3 loaded (same process-wide instance), for what it does not expose."""
+    from pyttsx3.drivers import _espeak
+
+    return _espeak.dll
 
 
 def _never_cancel(engine: Any) -> None:
@@ -176,17 +194,18 @@ class _EspeakWorker:
             self._variants = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
         return self._variants
 
-    def synthesize(self, text: str, voice_id: str, rate_wpm: int, pitch: int) -> Rendered:
+    def synthesize(self, text: str, voice: VoiceSetting) -> Rendered:
         """One text → int16 samples at espeak's rate, from a fresh file written for this call."""
         engine = self.engine()
         path = self._folder / f"{uuid.uuid4().hex}.wav"
         self._wait_idle()
         self._finished.clear()
         self._done.clear()
-        if voice_id:
-            engine.setProperty("voice", voice_id)
-        engine.setProperty("rate", rate_wpm)
-        engine.setProperty("pitch", pitch)
+        if voice.voice_id:
+            engine.setProperty("voice", voice.voice_id)
+        engine.setProperty("rate", voice.rate_wpm)
+        engine.setProperty("pitch", voice.pitch)
+        _espeak_library().espeak_SetParameter(WORD_GAP, voice.word_gap_ms // 10, 0)
         engine.save_to_file(text, str(path))
         engine.runAndWait()
         # runAndWait can return while espeak-ng's thread is still synthesising.
@@ -246,18 +265,15 @@ class EspeakEngine:
 
     def __init__(self, config: TtsConfig) -> None:
         self._worker = _shared_worker()
-        self._voice_id = self._worker.submit(self._worker.resolve, config.voice).result()
-        self._rate = config.rate_wpm
-        self._pitch = config.pitch
+        voice_id = self._worker.submit(self._worker.resolve, config.voice).result()
+        self._voice = VoiceSetting(voice_id, config.rate_wpm, config.pitch, config.word_gap_ms)
 
     @property
     def voice_id(self) -> str:
-        return self._voice_id
+        return self._voice.voice_id
 
     def submit(self, text: str) -> Future[Rendered]:
-        return self._worker.submit(
-            self._worker.synthesize, text, self._voice_id, self._rate, self._pitch
-        )
+        return self._worker.submit(self._worker.synthesize, text, self._voice)
 
     def close(self) -> None:
         """The shared worker thread stays for other engines in this process."""
