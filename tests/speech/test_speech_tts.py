@@ -212,4 +212,4 @@ async def test_word_gap_lengthens_the_pauses_between_words() -> None:
     extra_s = (len(await gapped.synthesize(text)) - first) / SAMPLE_RATE
     assert 0.25 < extra_s < 0.8  # nine words, eight gaps of 50 ms
     # The shared engine goes back to no gap for the next synthesizer's text.
-    assert abs(len(await plain.synthesize(text)) - first) < 0.02 * SAMPLE_RATE
+    assert abs(len(await plain.synthesize(text)) - first) < 0.1 * SAMPLE_RATE
