@@ -295,6 +295,11 @@ async def run(args: argparse.Namespace) -> dict:
     if args.sweep:
         print("espeak sweep:", flush=True)
         best, report["sweep"] = await sweep(samples[:: args.sweep_every], transcriber, args)
+    report["engines"] = {}
+    if args.sweep_only:
+        report["best"] = asdict(best)
+        transcriber.close()
+        return report
     defaults = TtsConfig()
     settings = {
         "pyttsx3-default": Setting(
@@ -305,7 +310,6 @@ async def run(args: argparse.Namespace) -> dict:
     }
     if settings["pyttsx3-default"] == best:
         settings.pop("pyttsx3-default")
-    report["engines"] = {}
     for name, setting in settings.items():
         result = await intelligibility(setting, samples, transcriber)
         result.update(await speed(setting, samples))
@@ -322,6 +326,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_TEXTS} texts, no sweep")
     parser.add_argument("--sweep", action="store_true", help="choose espeak voice, rate, pitch")
+    parser.add_argument("--sweep-only", action="store_true", help="no full run after it")
     parser.add_argument("--sweep-every", type=int, default=3, help="sweep on every Nth text")
     parser.add_argument("--sweep-voices", default=",".join(SWEEP_VOICES))
     parser.add_argument("--sweep-rates", default=",".join(map(str, SWEEP_RATES)))

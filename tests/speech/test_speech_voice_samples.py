@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from voicebot.audio.wavfile import read_audio
-from voicebot.config import TtsConfig
-from voicebot.speech.voice_samples import SAMPLE_REPLIES, write_voice_samples
+from voicebot.config import PROJECT_ROOT
+from voicebot.speech.voice_samples import SAMPLE_REPLIES
 
 
-async def test_every_engine_writes_every_reply(tmp_path: Path) -> None:
-    lines = await write_voice_samples(TtsConfig(), tmp_path)
-    assert any(line.startswith("pyttsx3") for line in lines)
-    assert any(line.startswith("piper") for line in lines)
+@pytest.mark.slow
+def test_demo_voices_writes_every_reply_in_every_voice(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "voicebot", "demo", "--voices", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=180, cwd=PROJECT_ROOT, env=os.environ.copy(),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    folder = tmp_path / "voices"
+    assert f"{folder}/pyttsx3/" in run.stdout and f"{folder}/piper/" in run.stdout
     for engine in ("pyttsx3", "piper"):
-        files = sorted((tmp_path / engine).glob("reply-*.wav"))
+        files = sorted((folder / engine).glob("reply-*.wav"))
         assert len(files) == len(SAMPLE_REPLIES)
         for path in files:
             assert len(read_audio(path)) > 0.8 * 8000  # at least 0.8 s of speech at 8 kHz
-    assert (tmp_path / "replies.txt").read_text().count("\n") == len(SAMPLE_REPLIES)
+    assert (folder / "replies.txt").read_text().count("\n") == len(SAMPLE_REPLIES)
