@@ -40,7 +40,7 @@ from whisper_normalizer.english import EnglishTextNormalizer
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
 from voicebot.config import PROJECT_ROOT, SpeechConfig, TtsConfig
-from voicebot.frames import SAMPLE_RATE, silence
+from voicebot.core.frames import SAMPLE_RATE, silence
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer, split_sentences
 

@@ -37,7 +37,7 @@ def transcriber() -> Iterator[Transcriber]:
 
 @pytest.fixture(scope="session")
 def synthesizer() -> Synthesizer:
-    return Synthesizer(TtsConfig())  # the shipped voice settings
+    return Synthesizer(TtsConfig(voice="gmw/en-us", rate_wpm=150))
 
 
 @pytest.fixture(scope="session")
