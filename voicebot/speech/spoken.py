@@ -6,8 +6,7 @@ where a person reads them.  Only the voice gets the spoken form: "forty-two
 dollars and seventeen cents", "ending in four four one seven", "nine A M to five
 P M".  Doing it here, in front of every engine, covers every source of text at
 once (Rasa responses, custom actions, configured prompts) and both voices read
-numbers the same way; espeak and Piper left alone say "$42.17" as "dollar
-forty-two point one seven".
+numbers the same way, instead of each engine guessing at "$42.17" or "4417".
 
 Rules, in order:
 * amounts: ``$1,234.56`` → "one thousand two hundred and thirty-four dollars and
