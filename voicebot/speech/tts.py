@@ -1,72 +1,36 @@
-"""Text to speech: pyttsx3 driving espeak-ng, delivered as 8 kHz int16 telephone audio.
+"""Text to speech: a local engine's voice as 8 kHz int16 telephone audio.
 
-pyttsx3 2.99 has sharp edges on Linux, each handled here:
-
-* it is not thread-safe and espeak-ng is one global C library per process, so a
-  single module-wide worker thread owns the only engine; every ``Synthesizer``
-  queues its work there;
-* only the last queued file is written per ``runAndWait`` → one
-  ``save_to_file`` + ``runAndWait`` per text, each to a new unique path;
-* it keeps the last text and may re-synthesise it → we require a *fresh*
-  non-empty file at the new path plus a completed ``finished-utterance`` event;
-* espeak-ng synthesises on its own thread, so ``runAndWait`` can return early and
-  its opening ``stop()`` can cancel the *next* text half-way (found here: 9 of 60
-  back-to-back texts cut, one empty) → we wait for completion and idleness, and
-  disable that cancel on our private engine (0 failures in 300);
-* empty text raises → blank / punctuation-only text returns empty audio without
-  touching the engine;
-* it prints "Audio saved to …" on stdout → silenced inside the driver module only
-  (swapping ``sys.stdout`` would swallow other threads' output);
-* ``say()`` needs ``aplay`` and fails silently headless → never used;
-* unknown voices are ignored silently → the configured voice is checked against
-  the engine's voice list up front and a ``TtsError`` names the valid ones.
-
-Replies are split into sentences so the first can play while the rest is made,
-and an LRU cache makes fixed prompts (disclosure, apologies) free after the first
-time (``preload``).
+``[tts] engine`` picks the voice: "pyttsx3" (espeak-ng, ``espeak.py``) or
+"piper" (a natural voice, ``piper_voice.py``, imported only when chosen).
+What they share lives here: numbers, amounts, times and card digits are turned
+into the words a person would say (``spoken.for_speech``) while the call record
+keeps the written text; replies are split into sentences so the first can play
+while the rest is made; an LRU cache makes fixed prompts (disclosure, apologies)
+free after the first time (``preload``); every engine's output is resampled to
+8 kHz.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import ctypes
-import logging
 import re
-import shutil
-import tempfile
 import threading
-import time
-import uuid
-import wave
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterable
 
 import numpy as np
 
 from voicebot.audio.resample import resample
 from voicebot.config import TtsConfig
 from voicebot.core.frames import SAMPLE_RATE
+from voicebot.speech.engine import TtsEngine, TtsError
+from voicebot.speech.spoken import for_speech
 
-log = logging.getLogger(__name__)
+__all__ = ["ENGINES", "Synthesizer", "TtsError", "is_speakable", "open_engine", "split_sentences"]
 
-ESPEAK_LIBRARY = "libespeak-ng.so.1"
-APT_HINT = "apt-get install espeak-ng libespeak-ng1"
-WAV_HEADER_BYTES = 44
-SYNTH_TIMEOUT_S = 10.0
-IDLE_TIMEOUT_S = 1.0
+ENGINES = ("pyttsx3", "piper")
 EMPTY = np.zeros(0, dtype=np.int16)
 EMPTY.flags.writeable = False
-
-T = TypeVar("T")
-
-
-class TtsError(RuntimeError):
-    """Speech synthesis is unavailable or failed; the message says what to do."""
 
 
 # --------------------------------------------------------------------- text
@@ -97,173 +61,17 @@ def is_speakable(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
-# ------------------------------------------------------------------- engine
+def open_engine(config: TtsConfig) -> TtsEngine:
+    """The configured engine; piper (GPL, ~1 s to load) is imported only when chosen."""
+    if config.engine == "pyttsx3":
+        from voicebot.speech.espeak import EspeakEngine
 
+        return EspeakEngine(config)
+    if config.engine == "piper":
+        from voicebot.speech.piper_voice import PiperEngine
 
-@dataclass(frozen=True, slots=True)
-class VoiceInfo:
-    """One espeak-ng voice as pyttsx3 reports it."""
-
-    id: str
-    name: str
-    languages: tuple[str, ...]
-
-
-def _load_espeak_library() -> None:
-    """Fail early and clearly when the shared library pyttsx3 needs is missing."""
-    try:
-        ctypes.CDLL(ESPEAK_LIBRARY)
-    except OSError as exc:
-        raise TtsError(f"espeak-ng is not installed ({exc}); run: {APT_HINT}") from exc
-
-
-def _never_cancel(engine: Any) -> None:
-    """Stop pyttsx3 from cancelling the text it is about to synthesise.
-
-    Every ``runAndWait`` starts with the driver's ``stop()``, which calls
-    ``espeak_Cancel`` whenever espeak still reports "playing" (it does for a
-    while after the previous text ended); the cancel then lands on the *new*
-    text and cuts it short — measured: 9 of 60 back-to-back texts, one an empty
-    file.  ``stop()`` only matters for interrupting ``say()`` playback, which we
-    never use, and we wait for each text to finish, so on our private engine it
-    becomes a no-op.
-    """
-    driver = engine.proxy._driver
-    driver._stopping = False
-    driver.stop = lambda: None
-
-
-def _silent_print(*args: object, **_kwargs: object) -> None:
-    log.debug("pyttsx3: %s", " ".join(str(a) for a in args))
-
-
-class _EspeakWorker:
-    """The one thread that owns the pyttsx3 engine; everything else queues on it."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
-        self._engine: Any = None
-        self._finished: list[bool] = []
-        self._done = threading.Event()
-        self._voices: list[VoiceInfo] | None = None
-        self.default_voice = ""  # espeak-ng's own default, read when the engine starts
-        self._folder = Path(tempfile.mkdtemp(prefix="voicebot-tts-"))
-        atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
-
-    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
-        return self._pool.submit(fn, *args)
-
-    # The methods below run on the worker thread only.
-
-    def engine(self) -> Any:
-        """Create the engine on first use (on this thread), mapping failures to TtsError."""
-        if self._engine is None:
-            _load_espeak_library()
-            try:
-                import pyttsx3
-                import pyttsx3.drivers.espeak as espeak_driver
-
-                espeak_driver.print = _silent_print  # type: ignore[attr-defined]
-                engine = pyttsx3.init("espeak")
-            except Exception as exc:
-                raise TtsError(
-                    f"cannot start espeak-ng through pyttsx3 ({exc}); run: {APT_HINT}"
-                ) from exc
-            engine.connect("finished-utterance", self._on_finished)
-            _never_cancel(engine)
-            self.default_voice = str(engine.getProperty("voice") or "")
-            self._engine = engine
-        return self._engine
-
-    def _on_finished(self, name: object = None, completed: bool = False) -> None:
-        # Called from espeak-ng's own thread in retrieval mode.
-        self._finished.append(bool(completed))
-        if completed:
-            self._done.set()
-
-    @staticmethod
-    def _wait_idle(timeout_s: float = IDLE_TIMEOUT_S) -> None:
-        """Wait until espeak-ng's own synthesis thread is idle before the next text."""
-        from pyttsx3.drivers import _espeak
-
-        deadline = time.monotonic() + timeout_s
-        while _espeak.IsPlaying() and time.monotonic() < deadline:
-            time.sleep(0.001)
-
-    def resolve(self, wanted: str | None) -> str:
-        """The voice id to set before every text (the engine is shared, so never "as is")."""
-        self.engine()
-        return resolve_voice(wanted, self.voices()) or self.default_voice
-
-    def voices(self) -> list[VoiceInfo]:
-        if self._voices is None:
-            self._voices = [
-                VoiceInfo(str(v.id), str(v.name), tuple(str(lang) for lang in v.languages or ()))
-                for v in self.engine().getProperty("voices")
-            ]
-        return self._voices
-
-    def synthesize(self, text: str, voice_id: str, rate_wpm: int) -> np.ndarray:
-        """One text → 22,050 Hz int16 samples, from a fresh file written for this call."""
-        engine = self.engine()
-        path = self._folder / f"{uuid.uuid4().hex}.wav"
-        self._wait_idle()
-        self._finished.clear()
-        self._done.clear()
-        if voice_id:
-            engine.setProperty("voice", voice_id)
-        engine.setProperty("rate", rate_wpm)
-        engine.save_to_file(text, str(path))
-        engine.runAndWait()
-        # runAndWait can return while espeak-ng's thread is still synthesising.
-        self._done.wait(SYNTH_TIMEOUT_S)
-        self._wait_idle()
-        try:
-            return self._read_fresh(path, text)
-        finally:
-            path.unlink(missing_ok=True)
-
-    def _read_fresh(self, path: Path, text: str) -> np.ndarray:
-        """Refuse a missing, empty or stale result instead of playing the wrong audio."""
-        if not self._done.is_set() or False in self._finished:
-            raise TtsError(f"espeak-ng did not finish synthesising {text[:40]!r}")
-        if not path.is_file() or path.stat().st_size <= WAV_HEADER_BYTES:
-            raise TtsError(f"espeak-ng wrote no audio for {text[:40]!r}")
-        with wave.open(str(path), "rb") as wav:
-            rate, width = wav.getframerate(), wav.getsampwidth()
-            frames = wav.readframes(wav.getnframes())
-        if width != 2 or not frames:
-            raise TtsError(f"unexpected espeak-ng output ({width * 8}-bit, {len(frames)} bytes)")
-        pcm = np.frombuffer(frames, dtype="<i2").astype(np.int16)
-        return resample(pcm, rate, SAMPLE_RATE)
-
-
-_worker_lock = threading.Lock()
-_worker: _EspeakWorker | None = None
-
-
-def _shared_worker() -> _EspeakWorker:
-    """espeak-ng is a process-wide C library: one worker for every Synthesizer."""
-    global _worker
-    with _worker_lock:
-        if _worker is None:
-            _worker = _EspeakWorker()
-        return _worker
-
-
-def resolve_voice(wanted: str | None, voices: Iterable[VoiceInfo]) -> str | None:
-    """Match a configured voice by id, name, language or id tail, case-insensitively."""
-    if wanted is None or not wanted.strip():
-        return None
-    key = wanted.strip().lower()
-    voices = list(voices)
-    for v in voices:
-        keys = {v.id.lower(), v.name.lower(), v.id.lower().rsplit("/", 1)[-1]}
-        keys.update(lang.lower() for lang in v.languages)
-        if key in keys:
-            return v.id
-    english = ", ".join(sorted(v.id for v in voices if v.id.split("/")[-1].startswith("en")))
-    raise TtsError(f"unknown TTS voice {wanted!r}; English voices: {english}")
+        return PiperEngine(config)
+    raise TtsError(f"unknown [tts] engine {config.engine!r}; choose one of: {', '.join(ENGINES)}")
 
 
 # --------------------------------------------------------------- synthesizer
@@ -272,21 +80,16 @@ def resolve_voice(wanted: str | None, voices: Iterable[VoiceInfo]) -> str | None
 class Synthesizer:
     """Async, cached speech synthesis returning telephone-band audio (8 kHz int16)."""
 
-    def __init__(self, config: TtsConfig) -> None:
+    def __init__(self, config: TtsConfig, engine: TtsEngine | None = None) -> None:
         self.config = config
-        self._worker = _shared_worker()
-        self._voice_id = self._call(lambda: self._worker.resolve(config.voice))
+        self.engine = engine or open_engine(config)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self.engine_calls = 0  # how many texts went to espeak-ng (cache misses)
+        self.engine_calls = 0  # how many sentences went to the engine (cache misses)
 
     @property
     def voice_id(self) -> str:
-        return self._voice_id
-
-    def _call(self, fn: Callable[[], T]) -> T:
-        """Run on the worker thread and wait (only at construction time)."""
-        return self._worker.submit(fn).result()
+        return self.engine.voice_id
 
     # ------------------------------------------------------------------ public
 
@@ -322,9 +125,10 @@ class Synthesizer:
             await self.synthesize(text)
 
     async def close(self) -> None:
-        """Drop the cache; the shared engine thread stays for other synthesizers."""
+        """Drop the cache and release the engine."""
         with self._cache_lock:
             self._cache.clear()
+        self.engine.close()
 
     # ----------------------------------------------------------------- helpers
 
@@ -334,10 +138,8 @@ class Synthesizer:
         if (hit := self._cached(sentence)) is not None:
             return hit
         self.engine_calls += 1
-        future = self._worker.submit(
-            self._worker.synthesize, sentence, self._voice_id, self.config.rate_wpm
-        )
-        pcm = await asyncio.wrap_future(future)
+        rendered = await asyncio.wrap_future(self.engine.submit(for_speech(sentence)))
+        pcm = resample(rendered.pcm, rendered.sample_rate, SAMPLE_RATE)
         return self._store(sentence, pcm)
 
     def _cached(self, key: str) -> np.ndarray | None:
