@@ -16,6 +16,7 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,47 @@ class MediaStreamTransferConfig:
             )
         if self.timeout_s <= 0:
             raise ValueError("media stream transfer timeout_s must be positive")
+
+
+@dataclass
+class MediaStreamConfig:
+    """Carrier media streams: who may connect, and how much they may send."""
+
+    # False accepts any WebSocket client as a call: local trials only (voicebot
+    # refuses to start with it on a listener that is not loopback).
+    authentication: bool = True
+    twilio_auth_token: str | None = None  # or $VOICEBOT_TWILIO_AUTH_TOKEN
+    # The base URL Twilio reaches voicebot at, e.g. "https://bot.example.com"
+    # (behind a TLS proxy the URL the server sees is not the one Twilio signs).
+    public_url: str | None = None
+    token_ttl_s: float = 60.0  # between the voice webhook and the stream's start
+    max_streams: int = 16  # concurrent streams; more get 503 before the upgrade
+    burst_s: float = 2.0  # audio a stream may send ahead of real time
+
+    def validate(self) -> None:
+        if self.max_streams < 1:
+            raise ValueError("media_stream.max_streams must be at least 1")
+        if self.token_ttl_s <= 0 or self.burst_s <= 0:
+            raise ValueError("media_stream.token_ttl_s and burst_s must be positive")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError(f"media_stream.public_url must be http(s): {self.public_url!r}")
+
+    def auth_token(self) -> str | None:
+        return self.twilio_auth_token or os.environ.get("VOICEBOT_TWILIO_AUTH_TOKEN") or None
+
+    def check_listener(self, host: str) -> None:
+        """Authentication off is for trials on this machine only."""
+        if self.authentication:
+            return
+        try:
+            loopback = host == "localhost" or ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                "media_stream.authentication = false accepts any client as a call: "
+                f"allowed only on a loopback HTTP listener, not {host!r}"
+            )
 
 
 def cache_dir() -> Path:
@@ -177,6 +219,7 @@ class Config:
     handoff: HandoffConfig = field(default_factory=HandoffConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    media_stream: MediaStreamConfig = field(default_factory=MediaStreamConfig)
     media_stream_transfer: MediaStreamTransferConfig = field(
         default_factory=MediaStreamTransferConfig
     )
@@ -188,7 +231,8 @@ class Config:
                 "session.disclosure must not be empty: every call starts by telling the "
                 "caller they are talking to an automated assistant"
             )
-        for section in (self.transfer, self.handoff, self.sip, self.media_stream_transfer):
+        sections = (self.transfer, self.handoff, self.sip, self.media_stream)
+        for section in (*sections, self.media_stream_transfer):
             try:
                 section.validate()
             except ValueError as exc:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from voicebot.config import Config
+from voicebot.config import Config, ConfigError
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
 from voicebot.telephony.channel import CallChannel
@@ -85,6 +85,8 @@ def http_app(server: VoicebotServer, media: MediaStreamEndpoint) -> web.Applicat
 
     app = web.Application()
     app.add_routes(media.routes("/media-stream"))
+    if media.auth is not None:
+        app.add_routes(media.auth.routes("/voice"))
     services = server.services
     if services.queue is not None and services.store is not None:
         mount_desk(app, services.store, services.queue)  # type: ignore[arg-type]
@@ -98,13 +100,12 @@ def http_app(server: VoicebotServer, media: MediaStreamEndpoint) -> web.Applicat
 
 async def serve(services: Services, config: Config, announce: Callable[[str], None]) -> None:
     """Run SIP and HTTP until SIGTERM/SIGINT, then end every call politely."""
-    from voicebot.telephony.media_stream import MediaStreamEndpoint
     from voicebot.telephony.sip import SipServer
 
     server = VoicebotServer(services)
     if services.queue is not None:
         services.queue.dialer = channel_dialer(server, services, config)
-    media = MediaStreamEndpoint(server.on_call)
+    media = media_endpoint(server, config)
     sip = SipServer(config.sip, server.on_call)
     await sip.start()
     runner = web.AppRunner(http_app(server, media), access_log=None)
@@ -124,6 +125,32 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
         await sip.close(grace_s=2.0)
         await media.close_all()
         await runner.cleanup()
+
+
+def media_endpoint(server: VoicebotServer, config: Config) -> MediaStreamEndpoint:
+    """/media-stream as configured: authenticated (the default) or, for local
+    trials on a loopback listener only, open."""
+    from voicebot.telephony.media_stream import MediaStreamEndpoint, StreamAuth
+
+    settings = config.media_stream
+    try:
+        settings.check_listener(config.http.listen_host)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    auth = StreamAuth.from_config(settings) if settings.authentication else None
+    if settings.authentication and auth is None:
+        log.warning(
+            "event=media_streams_disabled reason=%s",
+            "set media_stream.twilio_auth_token (or $VOICEBOT_TWILIO_AUTH_TOKEN) and "
+            "media_stream.public_url; or media_stream.authentication=false for local trials",
+        )
+    return MediaStreamEndpoint(
+        server.on_call,
+        auth=auth,
+        require_auth=settings.authentication,
+        max_streams=settings.max_streams,
+        burst_s=settings.burst_s,
+    )
 
 
 def channel_dialer(server: VoicebotServer, services: Services, config: Config) -> Dialer:

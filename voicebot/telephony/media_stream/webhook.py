@@ -111,7 +111,7 @@ def verify_signature(
 
 def payload(channel: Any, agent: _Agent, package: _Package) -> dict[str, Any]:
     """The JSON body (see the module docstring)."""
-    call_sid = getattr(channel, "call_id", package.call_id)
+    call_sid = getattr(channel, "call_sid", None) or getattr(channel, "call_id", package.call_id)
     return {
         "event": "transfer",
         "version": PAYLOAD_VERSION,
