@@ -330,6 +330,7 @@ class CallSession:
             await reader
         self.turns.close()
         self.keeper.save()
+        await self.keeper.flush()
         await self.rasa.forget()
         self.inbox.idle.set()
         self.log.event("call_ended", outcome=self.record.outcome, turns=len(self.record.turns))
