@@ -152,20 +152,19 @@ class SqliteCallStore:
     def _migrate(self) -> None:
         """Under one write lock: a second process opening a fresh database waits,
         then finds the schema current, instead of running the migrations twice."""
-        with self._lock:
-            with self._transaction():
-                version = self.schema_version
-                if version > len(MIGRATIONS):
-                    raise RuntimeError(
-                        f"{self.path} has schema version {version}, newer than this voicebot "
-                        f"({len(MIGRATIONS)}): upgrade voicebot"
-                    )
-                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                    for statement in _statements(script):
-                        self._db.execute(statement)
-                    if number == 3:
-                        self._index_existing_calls()
-                    self._db.execute(f"PRAGMA user_version = {number}")
+        with self._lock, self._transaction():
+            version = self.schema_version
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this voicebot "
+                    f"({len(MIGRATIONS)}): upgrade voicebot"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in _statements(script):
+                    self._db.execute(statement)
+                if number == 3:
+                    self._index_existing_calls()
+                self._db.execute(f"PRAGMA user_version = {number}")
 
     def _index_existing_calls(self) -> None:
         for call_id, record in self._db.execute("SELECT call_id, record FROM calls").fetchall():
