@@ -161,7 +161,19 @@ def cmd_calls(args: argparse.Namespace, config: Config) -> int:
     from voicebot.storage.call_store import SqliteCallStore
 
     store = SqliteCallStore(args.database or config.storage.database)
-    if args.calls_command == "export":
+    if args.calls_command == "delete":
+        try:
+            counts = store.delete_caller(args.caller)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        print(f"deleted for {args.caller}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    elif args.calls_command == "purge":
+        days = args.days if args.days is not None else config.storage.retention_days
+        if days is None:
+            raise UserError("no retention period: pass --days N or set storage.retention_days")
+        counts = store.purge_older_than(days)
+        print(f"older than {days:g} days: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    elif args.calls_command == "export":
         record = store.get(args.call_id)
         if record is None:
             raise UserError(f"no call {args.call_id!r} in {store.path}")
@@ -237,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = calls_sub.add_parser("list", help="recent calls")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--search", help="text in caller ID, call ID or transcript")
+    delete = calls_sub.add_parser(
+        "delete", help="delete everything stored about one caller (data-subject request)"
+    )
+    delete.add_argument("--caller", required=True, metavar="NUMBER", help="e.g. +15550100")
+    purge = calls_sub.add_parser("purge", help="delete calls older than the retention period")
+    purge.add_argument("--days", type=float, help="default: storage.retention_days")
     return parser
 
 

@@ -197,6 +197,9 @@ class StorageConfig:
     """Where call records are kept."""
 
     database: str = "var/voicebot.sqlite3"
+    # Calls, handoff packages and callback requests older than this are deleted
+    # (at start-up, then daily).  None keeps everything.
+    retention_days: float | None = 90.0
 
 
 @dataclass

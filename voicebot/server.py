@@ -20,6 +20,7 @@ from aiohttp import web
 from voicebot.config import Config, ConfigError
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
+from voicebot.storage import retention
 from voicebot.telephony.channel import CallChannel
 
 if TYPE_CHECKING:
@@ -117,9 +118,12 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
         f"voicebot ready: SIP udp {config.sip.listen_host}:{sip.port}, "
         f"HTTP http://{config.http.listen_host}:{http_port} (/media-stream, /desk/)"
     )
+    days = config.storage.retention_days if services.store is not None else None
+    housekeeping = asyncio.create_task(retention.purge_daily(services.store, days))  # type: ignore[arg-type]
     try:
         await wait_for_stop_signal()
     finally:
+        housekeeping.cancel()
         sip.stop_accepting()
         await server.drain()
         await sip.close(grace_s=2.0)
