@@ -122,11 +122,22 @@ async def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     agents = [parse_agent_option(spec) for spec in args.agent]
     async with open_services(config) as services:
         assert services.queue is not None
-        for name, uri in agents:
-            agent = services.queue.add_agent(name, uri)
-            print(f"agent {name} ({uri}) signed in; desk token: {agent.token}", flush=True)
+        tokens = {name: services.queue.add_agent(name, uri).token for name, uri in agents}
+        announce_tokens(tokens, config, print_them=args.print_tokens)
         await serve(services, config, lambda line: print(line, flush=True))
     return 0
+
+
+def announce_tokens(tokens: dict[str, str], config: Config, *, print_them: bool) -> None:
+    """Desk tokens go to a 0600 file beside the database; stdout only on request."""
+    from voicebot.agent_desk.tokens import write_token_file
+
+    if not tokens:
+        return
+    path = write_token_file(Path(config.storage.database).parent / "desk-tokens", tokens)
+    for name, token in tokens.items():
+        shown = token if print_them else f"in {path}"
+        print(f"agent {name} signed in; desk token: {shown}", flush=True)
 
 
 async def cmd_talk(args: argparse.Namespace, config: Config) -> int:
@@ -230,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=SIP_URI",
         help="an agent signed in and available from the start (repeatable)",
+    )
+    srv.add_argument(
+        "--print-tokens",
+        action="store_true",
+        help="print the agents' desk tokens (default: only to a 0600 file beside the database)",
     )
 
     talk = sub.add_parser("talk", help="a call from this computer's microphone and speaker")

@@ -208,6 +208,9 @@ class HttpConfig:
 
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
+    # Served behind a TLS-terminating proxy: mark the desk's cookie Secure (the
+    # request itself looks like plain HTTP here).
+    tls_proxy: bool = False
 
 
 @dataclass

@@ -90,7 +90,8 @@ def http_app(server: VoicebotServer, media: MediaStreamEndpoint) -> web.Applicat
         app.add_routes(media.auth.routes("/voice"))
     services = server.services
     if services.queue is not None and services.store is not None:
-        mount_desk(app, services.store, services.queue)  # type: ignore[arg-type]
+        secure = services.config.http.tls_proxy
+        mount_desk(app, services.store, services.queue, secure_cookie=secure)  # type: ignore[arg-type]
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "calls": len(server.sessions)})

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from voicebot.agent_desk.auth import COOKIE, Sessions, authenticate, same_origin
+from voicebot.agent_desk.auth import COOKIE, Sessions, authenticate, same_origin, throttle
 from voicebot.agent_desk.hub import Connection, DeskHub
 from voicebot.handoff import store as status
 from voicebot.handoff.agents import Agent
@@ -29,6 +29,7 @@ from voicebot.handoff.package import public_transcript
 from voicebot.handoff.queue import TransferQueue
 from voicebot.handoff.rings import NoSuchRing, NotYourRing
 from voicebot.handoff.store import HandoffStore
+from voicebot.logs import format_event
 
 log = logging.getLogger("voicebot.agent_desk")
 STATIC = Path(__file__).parent / "static"
@@ -56,6 +57,9 @@ class Desk:
     queue: TransferQueue
     sessions: Sessions
     hub: DeskHub
+    # Behind a TLS-terminating proxy the request looks like plain HTTP: this
+    # setting (http.tls_proxy) marks the session cookie Secure anyway.
+    secure_cookie: bool = False
 
 
 DESK = web.AppKey("desk", Desk)
@@ -63,7 +67,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_desk_app(
-    store: HandoffStore, queue: TransferQueue, agents: Iterable[AgentConfig] = ()
+    store: HandoffStore,
+    queue: TransferQueue,
+    agents: Iterable[AgentConfig] = (),
+    *,
+    secure_cookie: bool = False,
 ) -> web.Application:
     """The desk as its own app.  Agents are ``queue.agents``; ``agents`` not yet
     on the queue are added to it (signed in and available, like ``--agent``)."""
@@ -71,7 +79,7 @@ def create_desk_app(
         if extra.name not in queue.agents:
             queue.add_agent(extra.name, extra.sip_uri, extra.skills, extra.token)
     app = web.Application(middlewares=[guard])
-    desk = Desk(store, queue, Sessions(queue), DeskHub(queue))
+    desk = Desk(store, queue, Sessions(queue), DeskHub(queue), secure_cookie=secure_cookie)
     app[DESK] = desk
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static_file)
@@ -97,9 +105,11 @@ def mount_desk(
     queue: TransferQueue,
     prefix: str = "/desk",
     agents: Iterable[AgentConfig] = (),
+    *,
+    secure_cookie: bool = False,
 ) -> web.Application:
     """Serve the desk under ``prefix`` of ``app`` (``/desk`` → ``/desk/``)."""
-    desk = create_desk_app(store, queue, agents)
+    desk = create_desk_app(store, queue, agents, secure_cookie=secure_cookie)
 
     async def redirect(_: web.Request) -> web.Response:
         raise web.HTTPFound(prefix + "/")
@@ -166,18 +176,24 @@ async def static_file(request: web.Request) -> web.FileResponse:
 
 
 async def sign_in(request: web.Request) -> web.Response:
+    desk = _desk(request)
     token = str((await _body(request)).get("token", ""))
-    signed = _desk(request).sessions.sign_in(token)
+    source = request.remote
+    throttle(desk.sessions, source, token)
+    signed = desk.sessions.sign_in(token)
     if signed is None:
-        log.warning("event=desk_signin_refused remote=%s", request.remote)
+        desk.sessions.limiter.failed(source, token)
+        log.warning(format_event("desk_signin_refused", remote=source))
         raise web.HTTPUnauthorized(
             text='{"error": "unknown token"}', content_type="application/json"
         )
+    desk.sessions.limiter.succeeded(source)
     agent, session_id = signed
-    log.info("event=desk_signin agent=%s", agent.name)
+    log.info(format_event("desk_signin", agent=agent.name))
     response = web.json_response({"agent": agent.public()})
+    secure = request.secure or desk.secure_cookie
     response.set_cookie(
-        COOKIE, session_id, httponly=True, samesite="Strict", path="/", secure=request.secure
+        COOKIE, session_id, httponly=True, samesite="Strict", path="/", secure=secure
     )
     return response
 
