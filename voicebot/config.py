@@ -33,15 +33,26 @@ class MediaStreamTransferConfig:
 
     webhook_url: str | None = None
     timeout_s: float = 10.0
-    secret: str | None = None  # HMAC-SHA256 key for X-Voicebot-Signature
+    secret: str | None = None  # HMAC-SHA256 key for X-Voicebot-Signature (required)
+    # The body carries the transcript: plain HTTP only when said so (local trials).
+    allow_plain_http: bool = False
 
     def validate(self) -> None:
-        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"media stream transfer webhook_url must be http(s): {self.webhook_url!r}"
-            )
         if self.timeout_s <= 0:
             raise ValueError("media stream transfer timeout_s must be positive")
+        if not self.webhook_url:
+            return
+        schemes = ("https://", "http://") if self.allow_plain_http else ("https://",)
+        if not self.webhook_url.startswith(schemes):
+            raise ValueError(
+                f"media_stream_transfer.webhook_url must be https:// (plain http only with "
+                f"allow_plain_http = true, for local trials): {self.webhook_url!r}"
+            )
+        if not self.secret:
+            raise ValueError(
+                "media_stream_transfer.secret is required: integrators must be able to "
+                "check that a transfer request comes from voicebot"
+            )
 
 
 @dataclass
