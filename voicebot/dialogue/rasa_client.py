@@ -50,22 +50,38 @@ class DialogueReply:
 class RasaClient:
     """An aiohttp client for one Rasa server; share one per process."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout_s: float = 10.0,
+        *,
+        token_in_header: bool = False,
+    ) -> None:
+        """``token_in_header``: send ``Authorization: Bearer`` (voicebot's own Rasa)
+        rather than Rasa's ``?token=`` query parameter, which lands in access logs."""
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        self.token_in_header = token_in_header
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            headers = {"Authorization": f"Bearer {self.token}"} if self._header_auth else {}
             self._session = aiohttp.ClientSession(
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60),
             )
         return self._session
 
+    @property
+    def _header_auth(self) -> bool:
+        return bool(self.token) and self.token_in_header
+
     def _auth(self) -> dict[str, str]:
-        return {"token": self.token} if self.token else {}
+        return {"token": self.token} if self.token and not self.token_in_header else {}
 
     async def send(
         self, sender_id: str, text: str, metadata: dict[str, Any] | None = None

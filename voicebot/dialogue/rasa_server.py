@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -46,6 +47,7 @@ from voicebot.dialogue.training import find_model
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.2
+ACTIONS_LAUNCHER = "launch_actions.py"
 _STOP_GRACE_S = 5.0
 
 
@@ -140,7 +142,10 @@ class ManagedRasa:
     def client(self) -> RasaClient:
         if not self.url:
             raise DialogueError("ManagedRasa is not started: use it as 'async with'")
-        return RasaClient(self.url, self.token, self.config.request_timeout_s)
+        # Our own Rasa takes the token as a header; an external one as Rasa's query token.
+        return RasaClient(
+            self.url, self.token, self.config.request_timeout_s, token_in_header=self.managed
+        )
 
     async def __aenter__(self) -> ManagedRasa:
         if not self.managed:
@@ -172,15 +177,20 @@ class ManagedRasa:
             self._own_log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
 
-        extra = {"VOICEBOT_ACTION_PORT": str(action_port)}
+        # The token travels in the environment (private to this user), never argv.
+        extra = {
+            "VOICEBOT_ACTION_PORT": str(action_port),
+            "VOICEBOT_RASA_TOKEN": self.token,
+            "VOICEBOT_PARENT_PID": str(os.getpid()),  # they die with us (PR_SET_PDEATHSIG)
+        }
         if self.bank_db is not None:
             extra["VOICEBOT_BANK_DB"] = str(Path(self.bank_db).resolve())
-        # rasa_sdk 3.6 has no --host flag; it reads SANIC_HOST (default 0.0.0.0).
+        # launch_actions.py listens on SANIC_HOST (as rasa_sdk does).
         actions_env = rasa_env(SANIC_HOST="127.0.0.1", ACTION_SERVER_SANIC_WORKERS="1", **extra)
         started = time.monotonic()
         actions = _Process(
             "Rasa actions server",
-            [str(python), "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
+            [str(python), str(self.project_dir / ACTIONS_LAUNCHER), "--port", str(action_port)],
             self.project_dir, actions_env, log_dir / "actions.log",
         )  # fmt: skip
         self._processes.append(actions)
@@ -188,8 +198,7 @@ class ManagedRasa:
             "Rasa server",
             [
                 *rasa_cli(self.project_dir), "run",
-                "--enable-api", f"--auth-token={self.token}",  # "=": a token may start with "-"
-                "-i", "127.0.0.1", "-p", str(rasa_port),
+                "--enable-api", "-i", "127.0.0.1", "-p", str(rasa_port),
                 "--model", str(model),
                 "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
             ],
@@ -201,10 +210,8 @@ class ManagedRasa:
 
         deadline = started + self.config.startup_timeout_s
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            await self._wait_ready(http, actions, f"{self.action_url}/health", {}, deadline)
-            await self._wait_ready(
-                http, rasa, f"{self.url}/status", {"token": self.token}, deadline
-            )
+            await self._wait_ready(http, actions, f"{self.action_url}/health", deadline)
+            await self._wait_ready(http, rasa, f"{self.url}/status", deadline)
         self.startup_s = time.monotonic() - started
         log.info("Rasa ready at %s in %.1f s (model %s)", self.url, self.startup_s, model.name)
 
@@ -213,14 +220,14 @@ class ManagedRasa:
         http: aiohttp.ClientSession,
         process: _Process,
         url: str,
-        params: dict[str, str],
         deadline: float,
     ) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
         while True:
             for each in self._processes:  # either dying ends the wait at once
                 each.check_alive()
             try:
-                async with http.get(url, params=params) as resp:
+                async with http.get(url, headers=headers) as resp:
                     if resp.status == 200:
                         return
                     if resp.status in (401, 403):
