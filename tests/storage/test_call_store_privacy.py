@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from voicebot.session.record import CallRecord
+from voicebot.core.record import CallRecord
 from voicebot.storage.call_store import MIGRATIONS, CallIdConflict, SqliteCallStore
 
 PIN_SENTENCE = "my PIN is four three two one, what's my balance"

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from voicebot.session.record import CallRecord
+from voicebot.core.record import CallRecord
 from voicebot.storage.call_store import SqliteCallStore
 
 ROOT = Path(__file__).resolve().parents[2]

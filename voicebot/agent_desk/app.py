@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from voicebot.agent_desk.auth import COOKIE, Sessions, authenticate, same_origin, throttle
 from voicebot.agent_desk.hub import Connection, DeskHub
+from voicebot.core.logs import format_event
 from voicebot.handoff import store as status
 from voicebot.handoff.agents import Agent
 from voicebot.handoff.config import AgentConfig
@@ -29,7 +30,6 @@ from voicebot.handoff.package import public_transcript
 from voicebot.handoff.queue import TransferQueue
 from voicebot.handoff.rings import NoSuchRing, NotYourRing
 from voicebot.handoff.store import HandoffStore
-from voicebot.logs import format_event
 
 log = logging.getLogger("voicebot.agent_desk")
 STATIC = Path(__file__).parent / "static"

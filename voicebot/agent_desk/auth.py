@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from voicebot.agent_desk.ratelimit import SignInLimiter
+from voicebot.core.logs import format_event
 from voicebot.handoff.agents import Agent
 from voicebot.handoff.queue import TransferQueue
-from voicebot.logs import format_event
 
 log = logging.getLogger("voicebot.agent_desk")
 COOKIE = "voicebot_desk"

@@ -58,8 +58,10 @@ class RasaClient:
         *,
         token_in_header: bool = False,
     ) -> None:
-        """``token_in_header``: send ``Authorization: Bearer`` (voicebot's own Rasa)
-        rather than Rasa's ``?token=`` query parameter, which lands in access logs."""
+        """The token always goes as ``Authorization: Bearer`` (what voicebot's own
+        Rasa checks); ``token_in_header`` False adds Rasa's ``?token=`` query
+        parameter too, for an external Rasa started with ``--auth-token`` (query
+        strings land in access logs: prefer voicebot's managed Rasa)."""
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
@@ -68,17 +70,13 @@ class RasaClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            headers = {"Authorization": f"Bearer {self.token}"} if self._header_auth else {}
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
             self._session = aiohttp.ClientSession(
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60),
             )
         return self._session
-
-    @property
-    def _header_auth(self) -> bool:
-        return bool(self.token) and self.token_in_header
 
     def _auth(self) -> dict[str, str]:
         return {"token": self.token} if self.token and not self.token_in_header else {}

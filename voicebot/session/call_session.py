@@ -106,7 +106,8 @@ class CallSession:
             "call_started", caller=self.channel.caller_id, transport=self.channel.transport
         )
         reader = asyncio.create_task(
-            self.ear.read(self.channel, self.turns.push), name=f"reader-{self.channel.call_id}"
+            self.ear.read(self.channel, self.turns.push_off_loop),
+            name=f"reader-{self.channel.call_id}",
         )
         try:
             await self._disclose()
