@@ -256,12 +256,17 @@ async def history(request: web.Request) -> web.Response:
     agent, desk = _agent(request), _desk(request)
     query = request.query.get("q", "").strip()[:200] or None
     supervisor = agent.config.supervisor
-    handoffs = desk.store.list_handoffs(
-        agent=None if supervisor else agent.name, query=query, limit=HISTORY_LIMIT
+    # Searches run on a worker thread: the loop clocks every call's audio.
+    handoffs = await asyncio.to_thread(
+        desk.store.list_handoffs,
+        agent=None if supervisor else agent.name,
+        query=query,
+        limit=HISTORY_LIMIT,
     )
     items = {h["call_id"]: handoff_item(h) for h in handoffs}
     if supervisor:
-        for record in desk.store.list_calls(limit=HISTORY_LIMIT, query=query):
+        records = await asyncio.to_thread(desk.store.list_calls, HISTORY_LIMIT, query)
+        for record in records:
             items.setdefault(record["call_id"], record_item(record))
     ordered = sorted(items.values(), key=lambda i: i["created_at"] or "", reverse=True)
     return web.json_response({"calls": ordered[:HISTORY_LIMIT]})
@@ -270,7 +275,8 @@ async def history(request: web.Request) -> web.Response:
 async def call_detail(request: web.Request) -> web.Response:
     agent, desk = _agent(request), _desk(request)
     call_id = request.match_info["call_id"]
-    handoff, record = desk.store.get_handoff(call_id), desk.store.get(call_id)
+    handoff = await asyncio.to_thread(desk.store.get_handoff, call_id)
+    record = await asyncio.to_thread(desk.store.get, call_id)
     if not may_read(agent, handoff, record):
         raise web.HTTPNotFound(text="no such call on your desk")
     return web.json_response(
@@ -348,7 +354,9 @@ async def followups(request: web.Request) -> web.Response:
     """Unanswered transfers and callback requests, kept across restarts."""
     _agent(request)
     store = _desk(request).store
-    handoffs = store.list_handoffs(statuses=status.FOLLOW_UP_STATUSES, limit=200)
+    handoffs = await asyncio.to_thread(
+        store.list_handoffs, statuses=status.FOLLOW_UP_STATUSES, limit=200
+    )
     return web.json_response({"followups": [handoff_item(h) for h in handoffs]})
 
 

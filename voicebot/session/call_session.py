@@ -294,7 +294,10 @@ class CallSession:
     async def _transfer_if_decided(
         self, turn: Turn, reply: DialogueReply | None, dtmf: str | None, *, failed: bool = False
     ) -> bool:
-        if self.transfers.decide(self.record, turn, reply, dtmf, failed=failed) is None:
+        # The signals (sentiment, profanity lexicons) are pure-Python work worth
+        # hundreds of ms on a busy machine: off the loop that clocks the audio.
+        decide = self.transfers.decide
+        if await asyncio.to_thread(decide, self.record, turn, reply, dtmf, failed=failed) is None:
             return False
         turn.bot_text = self.handoff_texts.announce
         self.keeper.save()
