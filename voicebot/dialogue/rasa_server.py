@@ -181,7 +181,9 @@ class ManagedRasa:
         extra = {
             "VOICEBOT_ACTION_PORT": str(action_port),
             "VOICEBOT_RASA_TOKEN": self.token,
-            "VOICEBOT_PARENT_PID": str(os.getpid()),  # they die with us (PR_SET_PDEATHSIG)
+            # They die with us (PR_SET_PDEATHSIG).  The kernel ties that to the thread
+            # that started them: start ManagedRasa on a long-lived thread (the loop's).
+            "VOICEBOT_PARENT_PID": str(os.getpid()),
         }
         if self.bank_db is not None:
             extra["VOICEBOT_BANK_DB"] = str(Path(self.bank_db).resolve())
