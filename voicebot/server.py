@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from voicebot.config import Config, ConfigError
+from voicebot.core.logs import format_event
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
 from voicebot.storage import retention
@@ -57,7 +58,15 @@ class VoicebotServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def on_call(self, channel: CallChannel) -> None:
-        """Run one call to its end (every transport calls this)."""
+        """Run one call to its end (every transport calls this).
+
+        A call ID already live is refused: the call ID names the Rasa conversation
+        and the record, so a second call under it would join the first caller's
+        dialogue (their PIN-verified state included)."""
+        if channel.call_id in self.sessions:
+            log.warning(format_event("call_id_in_use", call_id=channel.call_id))
+            await channel.hangup()
+            return
         session = CallSession(channel, self.services)
         self.sessions[channel.call_id] = session
         task = asyncio.current_task()
