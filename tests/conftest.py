@@ -8,7 +8,9 @@ never skip, so CI cannot go green without the real pipeline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,16 @@ def config() -> Config:
 def rasa_bank_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo bank database the test Rasa's actions read and write."""
     return tmp_path_factory.mktemp("bank") / "demo_bank.sqlite3"
+
+
+@pytest.fixture(autouse=True)
+def _pin_lockouts_cleared(rasa_bank_db: Path) -> Iterator[None]:
+    """Wrong PINs count across calls (and so across tests sharing one Rasa): each
+    test starts as if staff had cleared every lockout the previous one earned."""
+    yield
+    if rasa_bank_db.exists():
+        with contextlib.closing(sqlite3.connect(rasa_bank_db)) as db, db:
+            db.execute("DROP TABLE IF EXISTS pin_guard")
 
 
 @pytest.fixture(scope="session")

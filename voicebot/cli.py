@@ -171,9 +171,8 @@ async def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     check_listeners(config)
     async with open_services(config) as services:
         assert services.queue is not None
-        for name, uri in args.agent:
-            agent = services.queue.add_agent(name, uri)
-            print(f"agent {name} ({uri}) signed in; desk token: {agent.token}", flush=True)
+        tokens = {name: services.queue.add_agent(name, uri).token for name, uri in args.agent}
+        announce_tokens(tokens, config, print_them=args.print_tokens)
         await serve(services, config, lambda line: print(line, flush=True))
     return 0
 
@@ -226,6 +225,18 @@ def check_listeners(config: Config) -> None:
             raise UserError(problem)
 
 
+def announce_tokens(tokens: dict[str, str], config: Config, *, print_them: bool) -> None:
+    """Desk tokens go to a 0600 file beside the database; stdout only on request."""
+    from voicebot.agent_desk.tokens import write_token_file
+
+    if not tokens:
+        return
+    path = write_token_file(config.storage.path().parent / "desk-tokens", tokens)
+    for name, token in tokens.items():
+        shown = token if print_them else f"in {path}"
+        print(f"agent {name} signed in; desk token: {shown}", flush=True)
+
+
 async def cmd_talk(args: argparse.Namespace, config: Config) -> int:
     """A call from this computer's microphone and speaker; type digits + Enter for keys."""
     from voicebot.runtime import open_services
@@ -259,7 +270,19 @@ def cmd_calls(args: argparse.Namespace, config: Config) -> int:
 
     path = check_existing_store(args.database or config.storage.path())
     store = SqliteCallStore(path)
-    if args.calls_command == "export":
+    if args.calls_command == "delete":
+        try:
+            counts = store.delete_caller(args.caller)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        print(f"deleted for {args.caller}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    elif args.calls_command == "purge":
+        days = args.days if args.days is not None else config.storage.retention_days
+        if days is None:
+            raise UserError("no retention period: pass --days N or set storage.retention_days")
+        counts = store.purge_older_than(days)
+        print(f"older than {days:g} days: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    elif args.calls_command == "export":
         record = store.get(args.call_id)
         if record is None:
             raise UserError(f"no call {args.call_id!r} in {store.path}")
@@ -380,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=SIP_URI",
         help="an agent signed in and available from the start (repeatable)",
     )
+    srv.add_argument(
+        "--print-tokens",
+        action="store_true",
+        help="print the agents' desk tokens (default: only to a 0600 file beside the database)",
+    )
 
     talk = sub.add_parser(
         "talk", parents=common, help="a call from this computer's microphone and speaker"
@@ -405,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reload.add_argument("--pid", type=int, help=f"serve's PID (default: from {serve_pid_file()})")
 
-    calls = sub.add_parser("calls", parents=common, help="stored call records (read only)")
+    calls = sub.add_parser(
+        "calls", parents=common, help="stored call records: list, export, delete a caller, purge"
+    )
     calls.add_argument("--database", help=store_help)
     calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="COMMAND")
     export = calls_sub.add_parser("export", parents=common, help="write one call record as JSON")
@@ -414,6 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing = calls_sub.add_parser("list", parents=common, help="recent calls")
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--search", help="text in caller ID, call ID or transcript")
+    delete = calls_sub.add_parser(
+        "delete",
+        parents=common,
+        help="delete everything stored about one caller (data-subject request)",
+    )
+    delete.add_argument("--caller", required=True, metavar="NUMBER", help="e.g. +15550100")
+    purge = calls_sub.add_parser(
+        "purge", parents=common, help="delete calls older than the retention period"
+    )
+    purge.add_argument("--days", type=float, help="default: storage.retention_days")
     return parser
 
 

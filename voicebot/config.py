@@ -16,6 +16,7 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,15 +44,67 @@ class MediaStreamTransferConfig:
 
     webhook_url: str | None = None
     timeout_s: float = 10.0
-    secret: str | None = None  # HMAC-SHA256 key for X-Voicebot-Signature
+    secret: str | None = None  # HMAC-SHA256 key for X-Voicebot-Signature (required)
+    # The body carries the transcript: plain HTTP only when said so (local trials).
+    allow_plain_http: bool = False
 
     def validate(self) -> None:
-        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"media stream transfer webhook_url must be http(s): {self.webhook_url!r}"
-            )
         if self.timeout_s <= 0:
             raise ValueError("media stream transfer timeout_s must be positive")
+        if not self.webhook_url:
+            return
+        schemes = ("https://", "http://") if self.allow_plain_http else ("https://",)
+        if not self.webhook_url.startswith(schemes):
+            raise ValueError(
+                f"media_stream_transfer.webhook_url must be https:// (plain http only with "
+                f"allow_plain_http = true, for local trials): {self.webhook_url!r}"
+            )
+        if not self.secret:
+            raise ValueError(
+                "media_stream_transfer.secret is required: integrators must be able to "
+                "check that a transfer request comes from voicebot"
+            )
+
+
+@dataclass
+class MediaStreamConfig:
+    """Carrier media streams: who may connect, and how much they may send."""
+
+    # False accepts any WebSocket client as a call: local trials only (voicebot
+    # refuses to start with it on a listener that is not loopback).
+    authentication: bool = True
+    twilio_auth_token: str | None = None  # or $VOICEBOT_TWILIO_AUTH_TOKEN
+    # The base URL Twilio reaches voicebot at, e.g. "https://bot.example.com"
+    # (behind a TLS proxy the URL the server sees is not the one Twilio signs).
+    public_url: str | None = None
+    token_ttl_s: float = 60.0  # between the voice webhook and the stream's start
+    max_streams: int = 16  # concurrent streams; more get 503 before the upgrade
+    burst_s: float = 2.0  # audio a stream may send ahead of real time
+
+    def validate(self) -> None:
+        if self.max_streams < 1:
+            raise ValueError("media_stream.max_streams must be at least 1")
+        if self.token_ttl_s <= 0 or self.burst_s <= 0:
+            raise ValueError("media_stream.token_ttl_s and burst_s must be positive")
+        if self.public_url and not self.public_url.startswith(("https://", "http://")):
+            raise ValueError(f"media_stream.public_url must be http(s): {self.public_url!r}")
+
+    def auth_token(self) -> str | None:
+        return self.twilio_auth_token or os.environ.get("VOICEBOT_TWILIO_AUTH_TOKEN") or None
+
+    def check_listener(self, host: str) -> None:
+        """Authentication off is for trials on this machine only."""
+        if self.authentication:
+            return
+        try:
+            loopback = host == "localhost" or ip_address(host.strip("[]")).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                "media_stream.authentication = false accepts any client as a call: "
+                f"allowed only on a loopback HTTP listener, not {host!r}"
+            )
 
 
 def cache_dir() -> Path:
@@ -119,7 +172,8 @@ class TtsConfig:
     voice: str | None = "gmw/en-US+klatt4"
     rate_wpm: Annotated[int, Range(ge=80, le=450)] = 145  # espeak-ng's own limits
     pitch: Annotated[int, Range(ge=0, le=100)] = 65  # espeak-ng 0-100
-    word_gap_ms: Annotated[int, Range(ge=0, le=1000)] = 0  # extra pause between words (10-30 ms did not help)
+    # espeak-ng: extra pause between words (10-30 ms did not help)
+    word_gap_ms: Annotated[int, Range(ge=0, le=1000)] = 0
     piper_model: str | None = None  # piper only: a .onnx voice; None = the packaged one
     cache_size: Annotated[int, Range(ge=0)] = 256
 
@@ -204,6 +258,9 @@ class StorageConfig:
 
     # None = default_database(); a relative path in a config file is relative to that file.
     database: str | None = None
+    # Calls, handoff packages and callback requests older than this are deleted
+    # (at start-up, then daily).  None keeps everything.
+    retention_days: Annotated[float, Range(gt=0)] | None = 90.0
 
     def path(self) -> Path:
         return Path(self.database) if self.database else default_database()
@@ -215,6 +272,9 @@ class HttpConfig:
 
     listen_host: str = "127.0.0.1"
     listen_port: Port = 8080
+    # Served behind a TLS-terminating proxy: mark the desk's cookie Secure (the
+    # request itself looks like plain HTTP here).
+    tls_proxy: bool = False
 
 
 @dataclass
@@ -229,6 +289,7 @@ class Config:
     handoff: HandoffConfig = field(default_factory=HandoffConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    media_stream: MediaStreamConfig = field(default_factory=MediaStreamConfig)
     media_stream_transfer: MediaStreamTransferConfig = field(
         default_factory=MediaStreamTransferConfig
     )
@@ -250,7 +311,8 @@ class Config:
                 "session.disclosure must not be empty: every call starts by telling the "
                 "caller they are talking to an automated assistant"
             )
-        for section in (self.transfer, self.handoff, self.sip, self.media_stream_transfer):
+        sections = (self.transfer, self.handoff, self.sip, self.media_stream)
+        for section in (*sections, self.media_stream_transfer):
             try:
                 section.validate()
             except ValueError as exc:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from voicebot.config import Config
 from voicebot.session.services import Services
+from voicebot.storage import retention
 
 if TYPE_CHECKING:
     from voicebot.handoff import Dialer
@@ -53,6 +54,7 @@ async def open_services(
     synthesizer = Synthesizer(config.tts)
     await synthesizer.preload(fixed_prompts(config))
     store = SqliteCallStore(database or config.storage.path())
+    retention.start_up(store, config.storage.retention_days)
     queue = TransferQueue(store, config.handoff, dialer)
     try:
         managed: dict[str, Path] = {"project_dir": project}

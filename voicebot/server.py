@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from voicebot.config import Config, serve_pid_file
+from voicebot.config import Config, ConfigError, serve_pid_file
 from voicebot.core.logs import format_event
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
+from voicebot.storage import retention
 from voicebot.telephony.channel import CallChannel
 
 if TYPE_CHECKING:
@@ -46,7 +47,15 @@ class VoicebotServer:
         self.draining = False  # SIGTERM: no new calls
 
     async def on_call(self, channel: CallChannel) -> None:
-        """Run one call to its end (every transport calls this)."""
+        """Run one call to its end (every transport calls this).
+
+        A call ID already live is refused: the call ID names the Rasa conversation
+        and the record, so a second call under it would join the first caller's
+        dialogue (their PIN-verified state included)."""
+        if channel.call_id in self.sessions:
+            log.warning(format_event("call_id_in_use", call_id=channel.call_id))
+            await channel.hangup()
+            return
         session = CallSession(channel, self.services)
         self.sessions[channel.call_id] = session
         task = asyncio.current_task()
@@ -76,9 +85,12 @@ def http_app(server: VoicebotServer, media: MediaStreamEndpoint) -> web.Applicat
 
     app = web.Application()
     app.add_routes(media.routes("/media-stream"))
+    if media.auth is not None:
+        app.add_routes(media.auth.routes("/voice"))
     services = server.services
     if services.queue is not None and services.store is not None:
-        mount_desk(app, services.store, services.queue)  # type: ignore[arg-type]
+        secure = services.config.http.tls_proxy
+        mount_desk(app, services.store, services.queue, secure_cookie=secure)  # type: ignore[arg-type]
 
     app.router.add_get("/health", lambda _: health(server))
     app.router.add_get("/ready", lambda _: ready(server))
@@ -107,13 +119,12 @@ async def ready(server: VoicebotServer) -> web.Response:
 
 async def serve(services: Services, config: Config, announce: Callable[[str], None]) -> None:
     """Run SIP and HTTP until SIGTERM/SIGINT, then end every call politely."""
-    from voicebot.telephony.media_stream import MediaStreamEndpoint
     from voicebot.telephony.sip import SipServer
 
     server = VoicebotServer(services)
     if services.queue is not None:
         services.queue.dialer = channel_dialer(server, services, config)
-    media = MediaStreamEndpoint(server.on_call)
+    media = media_endpoint(server, config)
     sip = SipServer(config.sip, server.on_call)
     await _listen("SIP on udp", config.sip.listen_host, config.sip.listen_port, sip.start())
     runner = web.AppRunner(http_app(server, media), access_log=None)
@@ -127,11 +138,14 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
     )
     pid_file = write_pid_file()
     reloads = Reloader(server, config)
+    days = config.storage.retention_days if services.store is not None else None
+    housekeeping = asyncio.create_task(retention.purge_daily(services.store, days))  # type: ignore[arg-type]
     try:
         await wait_for_stop_signal(reloads.request)
     finally:
         remove_pid_file(pid_file)
         await reloads.close()
+        housekeeping.cancel()
         sip.stop_accepting()
         await server.drain()
         await sip.close(grace_s=2.0)
@@ -148,6 +162,32 @@ async def _listen(what: str, host: str, port: int, start: Coroutine[Any, Any, No
         await start
     except OSError as exc:
         raise ListenError(f"cannot listen for {what} {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def media_endpoint(server: VoicebotServer, config: Config) -> MediaStreamEndpoint:
+    """/media-stream as configured: authenticated (the default) or, for local
+    trials on a loopback listener only, open."""
+    from voicebot.telephony.media_stream import MediaStreamEndpoint, StreamAuth
+
+    settings = config.media_stream
+    try:
+        settings.check_listener(config.http.listen_host)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    auth = StreamAuth.from_config(settings) if settings.authentication else None
+    if settings.authentication and auth is None:
+        log.warning(
+            "event=media_streams_disabled reason=%s",
+            "set media_stream.twilio_auth_token (or $VOICEBOT_TWILIO_AUTH_TOKEN) and "
+            "media_stream.public_url; or media_stream.authentication=false for local trials",
+        )
+    return MediaStreamEndpoint(
+        server.on_call,
+        auth=auth,
+        require_auth=settings.authentication,
+        max_streams=settings.max_streams,
+        burst_s=settings.burst_s,
+    )
 
 
 def channel_dialer(server: VoicebotServer, services: Services, config: Config) -> Dialer:

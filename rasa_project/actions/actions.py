@@ -5,7 +5,7 @@ every message and as ``session_started_metadata`` at session start.  A known
 number sets ``caller_id_matched``; account requests then need the 4-digit PIN,
 asked for by ``pin_form`` and checked against a salted hash.  The PIN slot is
 cleared as soon as it is checked, whatever the outcome.  Three wrong PINs end
-the attempts for the call.
+the attempts for the call; ``pin_guard`` keeps counting across calls.
 
 The request the caller made (``pending_request``) is carried out as soon as
 they are verified; once verified they are not asked again during the call.
@@ -32,7 +32,7 @@ from rasa_sdk.events import (
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from . import bank, spoken
+from . import bank, pin_guard, spoken
 
 logger = logging.getLogger(__name__)
 
@@ -342,8 +342,11 @@ class ValidatePinForm(FormValidationAction):
             # Not a failed attempt: we simply didn't get four digits.
             dispatcher.utter_message(text="A PIN has four digits.")
             return {"pin": None}
-        if bank.check_pin(customer.id, pin):
+        verdict = pin_guard.check(customer.id, pin)  # counts failures across calls
+        if verdict is pin_guard.Verdict.RIGHT:
             return {"pin": None, "pin_verified": True}
+        if verdict is pin_guard.Verdict.LOCKED:
+            return {"pin": None, "pin_verified": False, "pin_locked": True}
         failures = int(tracker.get_slot("pin_failures") or 0) + 1
         logger.info("wrong PIN for customer %s (attempt %d)", customer.id, failures)
         if failures >= MAX_PIN_ATTEMPTS:

@@ -47,16 +47,17 @@ async def start_offer(rig: DeskRig, call_id: str = "call-1") -> tuple[asyncio.Ta
 )
 async def test_every_route_refuses_without_a_valid_token(rig: DeskRig, headers: dict) -> None:
     rig.store.save_handoff(make_package().to_dict(), "no_agent", "2026-01-01T00:00:00+00:00")
+    refused_statuses = (401, 429)  # 429: a wrong bearer token repeated earns a back-off
     for path in API_GETS:
         response = await rig.client.get(path, headers=headers)
-        assert response.status == 401, path
+        assert response.status in refused_statuses, path
         assert "+15550100" not in await response.text()
     for path in API_POSTS:
         response = await rig.client.post(path, json={"available": True}, headers=headers)
-        assert response.status == 401, path
+        assert response.status in refused_statuses, path
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await rig.client.ws_connect("/ws", headers=headers)
-    assert refused.value.status == 401
+    assert refused.value.status in refused_statuses
 
 
 async def test_sign_in_sets_a_strict_http_only_session(rig: DeskRig) -> None:

@@ -353,7 +353,7 @@ async def test_nlu_accuracy_on_held_out_phrases(managed_rasa: ManagedRasa, name:
                 total += 1
                 async with http.post(
                     f"{managed_rasa.url}/model/parse",
-                    params={"token": managed_rasa.token},
+                    headers={"Authorization": f"Bearer {managed_rasa.token}"},
                     json={"text": str(phrase)},
                 ) as resp:
                     got = (await resp.json())["intent"]["name"]
@@ -413,8 +413,9 @@ async def test_forget_drops_the_conversation_after_the_call(
     call = Call(rasa_client)
     await call.verify("what's my balance", "4321")
     url = f"{managed_rasa.url}/conversations/{call.id}/tracker"
-    params = {"token": managed_rasa.token, "include_events": "ALL"}
-    async with aiohttp.ClientSession() as http:
+    params = {"include_events": "ALL"}
+    headers = {"Authorization": f"Bearer {managed_rasa.token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
         async with http.get(url, params=params) as resp:
             assert "4321" in await resp.text()  # Rasa keeps the raw text...
         await rasa_client.forget(call.id)

@@ -55,6 +55,10 @@ def _drain(inbox: Inbox) -> list:
     return events
 
 
+async def _ignore(pcm: np.ndarray) -> None:
+    """A turn-taking stand-in that discards the audio."""
+
+
 async def test_the_ear_counts_media_time_and_posts_keys_and_the_hangup() -> None:
     ear, inbox = _ear()
     pushed: list[int] = []
@@ -64,14 +68,18 @@ async def test_the_ear_counts_media_time_and_posts_keys_and_the_hangup() -> None
         AudioFrame(silence(0.02)),
         HangupFrame("bye"),
     ]
-    await ear.read(Channel(frames), lambda pcm: pushed.append(len(pcm)))
+
+    async def push(pcm: np.ndarray) -> None:
+        pushed.append(len(pcm))
+
+    await ear.read(Channel(frames), push)
     assert pushed == [160, 160] and round(ear.media_time, 3) == 0.04
     assert _drain(inbox) == [DtmfFrame("5"), HangupFrame("bye")]
 
 
 async def test_media_ending_is_a_hangup() -> None:
     ear, inbox = _ear()
-    await ear.read(Channel([]), lambda pcm: None)
+    await ear.read(Channel([]), _ignore)
     assert _drain(inbox) == [HangupFrame("media ended")]
 
 
@@ -79,13 +87,13 @@ async def test_silence_and_interdigit_timeouts_run_on_the_media_clock() -> None:
     ear, inbox = _ear(silence_s=0.1)
     ear.become_idle()
     frames = [AudioFrame(silence(0.02)) for _ in range(6)]
-    await ear.read(Channel(frames), lambda pcm: None)
+    await ear.read(Channel(frames), _ignore)
     events = _drain(inbox)
     assert events[0] == SilenceTimedOut() and events[-1] == HangupFrame("media ended")
     ear, inbox = _ear(silence_s=10.0)
     ear.keypad.press("1", expects_pin=True)
     await ear.read(
-        Channel([DtmfFrame("1"), *(AudioFrame(silence(0.1)) for _ in range(6))]), lambda pcm: None
+        Channel([DtmfFrame("1"), *(AudioFrame(silence(0.1)) for _ in range(6))]), _ignore
     )
     assert DigitsTimedOut() in _drain(inbox)
 
@@ -94,7 +102,7 @@ async def test_a_speaking_caller_is_not_prompted_for_silence() -> None:
     ear, inbox = _ear(silence_s=0.1)
     ear.become_idle()
     ear.on_endpoint_event(SpeechStarted(0.0))
-    await ear.read(Channel([AudioFrame(silence(0.1)) for _ in range(3)]), lambda pcm: None)
+    await ear.read(Channel([AudioFrame(silence(0.1)) for _ in range(3)]), _ignore)
     assert SilenceTimedOut() not in _drain(inbox)
     utterance = Utterance(np.zeros(800, dtype=np.int16), 0.0, 0.1, 0.0, {})
     ear.on_endpoint_event(UtteranceEnded(utterance))

@@ -20,8 +20,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from voicebot.agent_desk.auth import COOKIE, Sessions, authenticate, same_origin
+from voicebot.agent_desk.auth import COOKIE, Sessions, authenticate, same_origin, throttle
 from voicebot.agent_desk.hub import Connection, DeskHub
+from voicebot.core.logs import format_event
 from voicebot.handoff import store as status
 from voicebot.handoff.agents import Agent
 from voicebot.handoff.config import AgentConfig
@@ -56,6 +57,9 @@ class Desk:
     queue: TransferQueue
     sessions: Sessions
     hub: DeskHub
+    # Behind a TLS-terminating proxy the request looks like plain HTTP: this
+    # setting (http.tls_proxy) marks the session cookie Secure anyway.
+    secure_cookie: bool = False
 
 
 DESK = web.AppKey("desk", Desk)
@@ -63,7 +67,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_desk_app(
-    store: HandoffStore, queue: TransferQueue, agents: Iterable[AgentConfig] = ()
+    store: HandoffStore,
+    queue: TransferQueue,
+    agents: Iterable[AgentConfig] = (),
+    *,
+    secure_cookie: bool = False,
 ) -> web.Application:
     """The desk as its own app.  Agents are ``queue.agents``; ``agents`` not yet
     on the queue are added to it (signed in and available, like ``--agent``)."""
@@ -71,7 +79,7 @@ def create_desk_app(
         if extra.name not in queue.agents:
             queue.add_agent(extra.name, extra.sip_uri, extra.skills, extra.token)
     app = web.Application(middlewares=[guard])
-    desk = Desk(store, queue, Sessions(queue), DeskHub(queue))
+    desk = Desk(store, queue, Sessions(queue), DeskHub(queue), secure_cookie=secure_cookie)
     app[DESK] = desk
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static_file)
@@ -97,9 +105,11 @@ def mount_desk(
     queue: TransferQueue,
     prefix: str = "/desk",
     agents: Iterable[AgentConfig] = (),
+    *,
+    secure_cookie: bool = False,
 ) -> web.Application:
     """Serve the desk under ``prefix`` of ``app`` (``/desk`` → ``/desk/``)."""
-    desk = create_desk_app(store, queue, agents)
+    desk = create_desk_app(store, queue, agents, secure_cookie=secure_cookie)
 
     async def redirect(_: web.Request) -> web.Response:
         raise web.HTTPFound(prefix + "/")
@@ -166,18 +176,24 @@ async def static_file(request: web.Request) -> web.FileResponse:
 
 
 async def sign_in(request: web.Request) -> web.Response:
+    desk = _desk(request)
     token = str((await _body(request)).get("token", ""))
-    signed = _desk(request).sessions.sign_in(token)
+    source = request.remote
+    throttle(desk.sessions, source, token)
+    signed = desk.sessions.sign_in(token)
     if signed is None:
-        log.warning("event=desk_signin_refused remote=%s", request.remote)
+        desk.sessions.limiter.failed(source, token)
+        log.warning(format_event("desk_signin_refused", remote=source))
         raise web.HTTPUnauthorized(
             text='{"error": "unknown token"}', content_type="application/json"
         )
+    desk.sessions.limiter.succeeded(source)
     agent, session_id = signed
-    log.info("event=desk_signin agent=%s", agent.name)
+    log.info(format_event("desk_signin", agent=agent.name))
     response = web.json_response({"agent": agent.public()})
+    secure = request.secure or desk.secure_cookie
     response.set_cookie(
-        COOKIE, session_id, httponly=True, samesite="Strict", path="/", secure=request.secure
+        COOKIE, session_id, httponly=True, samesite="Strict", path="/", secure=secure
     )
     return response
 
@@ -229,7 +245,8 @@ async def respond(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="this call is ringing for another agent") from exc
     except NoSuchRing as exc:
         raise web.HTTPNotFound(text="nothing is ringing for that call") from exc
-    log.info("event=desk_response agent=%s call_id=%s accept=%s", agent.name, call_id, accept)
+    # call_id comes from the URL: format_event escapes what could forge a log line.
+    log.info(format_event("desk_response", agent=agent.name, call_id=call_id, accept=accept))
     return web.json_response({"call_id": call_id, "accepted": accept})
 
 
@@ -240,12 +257,17 @@ async def history(request: web.Request) -> web.Response:
     agent, desk = _agent(request), _desk(request)
     query = request.query.get("q", "").strip()[:200] or None
     supervisor = agent.config.supervisor
-    handoffs = desk.store.list_handoffs(
-        agent=None if supervisor else agent.name, query=query, limit=HISTORY_LIMIT
+    # Searches run on a worker thread: the loop clocks every call's audio.
+    handoffs = await asyncio.to_thread(
+        desk.store.list_handoffs,
+        agent=None if supervisor else agent.name,
+        query=query,
+        limit=HISTORY_LIMIT,
     )
     items = {h["call_id"]: handoff_item(h) for h in handoffs}
     if supervisor:
-        for record in desk.store.list_calls(limit=HISTORY_LIMIT, query=query):
+        records = await asyncio.to_thread(desk.store.list_calls, HISTORY_LIMIT, query)
+        for record in records:
             items.setdefault(record["call_id"], record_item(record))
     ordered = sorted(items.values(), key=lambda i: i["created_at"] or "", reverse=True)
     return web.json_response({"calls": ordered[:HISTORY_LIMIT]})
@@ -254,7 +276,8 @@ async def history(request: web.Request) -> web.Response:
 async def call_detail(request: web.Request) -> web.Response:
     agent, desk = _agent(request), _desk(request)
     call_id = request.match_info["call_id"]
-    handoff, record = desk.store.get_handoff(call_id), desk.store.get(call_id)
+    handoff = await asyncio.to_thread(desk.store.get_handoff, call_id)
+    record = await asyncio.to_thread(desk.store.get, call_id)
     if not may_read(agent, handoff, record):
         raise web.HTTPNotFound(text="no such call on your desk")
     return web.json_response(
@@ -332,7 +355,9 @@ async def followups(request: web.Request) -> web.Response:
     """Unanswered transfers and callback requests, kept across restarts."""
     _agent(request)
     store = _desk(request).store
-    handoffs = store.list_handoffs(statuses=status.FOLLOW_UP_STATUSES, limit=200)
+    handoffs = await asyncio.to_thread(
+        store.list_handoffs, statuses=status.FOLLOW_UP_STATUSES, limit=200
+    )
     return web.json_response({"followups": [handoff_item(h) for h in handoffs]})
 
 

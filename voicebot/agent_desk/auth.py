@@ -9,6 +9,7 @@ a restart signs everyone out, which is the safe direction.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from voicebot.agent_desk.ratelimit import SignInLimiter
+from voicebot.core.logs import format_event
 from voicebot.handoff.agents import Agent
 from voicebot.handoff.queue import TransferQueue
 
+log = logging.getLogger("voicebot.agent_desk")
 COOKIE = "voicebot_desk"
 SESSION_TTL_S = 12 * 3600  # one working day
 
@@ -29,15 +33,26 @@ class Sessions:
 
     queue: TransferQueue
     ttl_s: float = SESSION_TTL_S
+    limiter: SignInLimiter = field(default_factory=SignInLimiter)
     _by_id: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def sign_in(self, token: str) -> tuple[Agent, str] | None:
         agent = self.queue.agent_by_token(token)
         if agent is None:
             return None
+        self.prune()
         session_id = secrets.token_urlsafe(32)
         self._by_id[session_id] = (agent.name, time.monotonic() + self.ttl_s)
         return agent, session_id
+
+    def prune(self) -> None:
+        """Drop expired sessions (a sign-in would otherwise leave one behind forever)."""
+        now = time.monotonic()
+        for session_id in [s for s, (_, exp) in self._by_id.items() if now > exp]:
+            del self._by_id[session_id]
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
     def sign_out(self, session_id: str) -> None:
         self._by_id.pop(session_id, None)
@@ -66,14 +81,29 @@ def authenticate(request: web.Request, sessions: Sessions) -> Agent:
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
-        agent = sessions.queue.agent_by_token(token.strip()) if scheme == "Bearer" else None
+        token = token.strip()
+        throttle(sessions, request.remote, token)
+        agent = sessions.queue.agent_by_token(token) if scheme == "Bearer" else None
         if agent is None:
+            sessions.limiter.failed(request.remote, token)
             raise unauthorized()
         return agent
     agent = sessions.agent(request.cookies.get(COOKIE, ""))
     if agent is None:
         raise unauthorized()
     return agent
+
+
+def throttle(sessions: Sessions, source: str | None, token: str) -> None:
+    """429 while this source or token prefix is serving a back-off for failures."""
+    wait = sessions.limiter.retry_after(source, token)
+    if wait:
+        log.warning(format_event("desk_signin_throttled", remote=source, retry_s=round(wait)))
+        raise web.HTTPTooManyRequests(
+            text='{"error": "too many failed sign-ins; try again later"}',
+            content_type="application/json",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
 
 
 def same_origin(request: web.Request) -> bool:

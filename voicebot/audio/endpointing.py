@@ -209,15 +209,19 @@ class Endpointer:
 
     def push(self, frame: np.ndarray) -> list[EndpointEvent]:
         """Feed caller audio; return the events decided by the VAD windows it completes."""
-        pcm = np.asarray(frame).reshape(-1)
-        if pcm.dtype != np.int16:
-            raise TypeError(f"Endpointer expects int16 PCM, got {pcm.dtype}")
+        pcm = _int16(frame)
+        return self.push_scored(pcm, self.vad.push(pcm) if pcm.size else [])
+
+    def push_scored(self, frame: np.ndarray, probs: list[float]) -> list[EndpointEvent]:
+        """``push`` with the VAD already run on ``frame`` (``self.vad.push``),
+        e.g. on a worker thread so inference never holds the event loop."""
+        pcm = _int16(frame)
         if pcm.size == 0:
             return []
         self._log.append(pcm.copy())  # transports may reuse their frame buffers
         self._samples += len(pcm)
         events: list[EndpointEvent] = []
-        for prob in self.vad.push(pcm):
+        for prob in probs:
             events.extend(self._on_window(prob))
         self._trim()
         return events
@@ -368,3 +372,10 @@ def _clipped_ratio(pcm: np.ndarray) -> float:
     if pcm.size == 0:
         return 0.0
     return float(np.mean((pcm >= 32767) | (pcm <= -32768)))
+
+
+def _int16(frame: np.ndarray) -> np.ndarray:
+    pcm = np.asarray(frame).reshape(-1)
+    if pcm.dtype != np.int16:
+        raise TypeError(f"Endpointer expects int16 PCM, got {pcm.dtype}")
+    return pcm

@@ -12,13 +12,22 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+# Control characters (and Unicode line breaks) would let a caller-chosen value
+# such as a carrier's callSid forge whole log lines: they are escaped.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return named.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}")
+
 
 def _fmt(value: Any) -> str:
     text = str(value)
-    if not text or any(c in text for c in ' ="\n\r\t'):
-        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-        escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-        return '"' + escaped + '"'
+    if not text or any(c in text for c in ' ="\\') or _UNSAFE.search(text):
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + _UNSAFE.sub(_escape, text) + '"'
     return text
 
 

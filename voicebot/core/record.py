@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from voicebot.core.redaction import scrub_numbers
+
 
 def utc_now() -> str:
     """ISO-8601 UTC timestamp with milliseconds, the format of every record time."""
@@ -77,11 +79,12 @@ class CallRecord:
         return round(time.monotonic() - self._t0, 3)
 
     def add_turn(self, caller_text: str | None, input_kind: str, **fields: Any) -> Turn:
+        """Record a turn; card numbers and PIN-like digit runs never enter the record."""
         turn = Turn(
             index=len(self.turns),
             at=utc_now(),
             offset_s=self.offset(),
-            caller_text=caller_text,
+            caller_text=scrub_numbers(caller_text) if caller_text else caller_text,
             input=input_kind,
             **fields,
         )

@@ -50,25 +50,39 @@ class DialogueReply:
 class RasaClient:
     """An aiohttp client for one Rasa server; share one per process."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout_s: float = 10.0,
+        *,
+        token_in_header: bool = False,
+    ) -> None:
+        """The token always goes as ``Authorization: Bearer`` (what voicebot's own
+        Rasa checks); ``token_in_header`` False adds Rasa's ``?token=`` query
+        parameter too, for an external Rasa started with ``--auth-token`` (query
+        strings land in access logs: prefer voicebot's managed Rasa)."""
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
         # False while the server is known to be down (set by ManagedRasa's supervisor):
         # new calls then go to a person rather than to a dialogue that cannot answer.
         self.available = True
+        self.token_in_header = token_in_header
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
             self._session = aiohttp.ClientSession(
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=60),
             )
         return self._session
 
     def _auth(self) -> dict[str, str]:
-        return {"token": self.token} if self.token else {}
+        return {"token": self.token} if self.token and not self.token_in_header else {}
 
     async def send(
         self, sender_id: str, text: str, metadata: dict[str, Any] | None = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -49,6 +50,7 @@ from voicebot.dialogue.training import find_model
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.2
+ACTIONS_LAUNCHER = "launch_actions.py"
 _STOP_GRACE_S = 5.0
 
 
@@ -177,7 +179,10 @@ class ManagedRasa:
     def client(self) -> RasaClient:
         if not self.url:
             raise DialogueError("ManagedRasa is not started: use it as 'async with'")
-        client = RasaClient(self.url, self.token, self.config.request_timeout_s)
+        # Our own Rasa takes the token as a header; an external one as Rasa's query token.
+        client = RasaClient(
+            self.url, self.token, self.config.request_timeout_s, token_in_header=self.managed
+        )
         client.available = self._available
         self._clients.append(client)
         return client
@@ -226,15 +231,22 @@ class ManagedRasa:
         """Start both children from the plan and wait until both answer."""
         plan = self._launch_plan
         assert plan is not None and self.token is not None
-        extra = {"VOICEBOT_ACTION_PORT": str(plan.action_port)}
+        # The token travels in the environment (private to this user), never argv.
+        extra = {
+            "VOICEBOT_ACTION_PORT": str(plan.action_port),
+            "VOICEBOT_RASA_TOKEN": self.token,
+            # They die with us (PR_SET_PDEATHSIG).  The kernel ties that to the thread
+            # that started them: start ManagedRasa on a long-lived thread (the loop's).
+            "VOICEBOT_PARENT_PID": str(os.getpid()),
+        }
         if self.bank_db is not None:
             extra["VOICEBOT_BANK_DB"] = str(Path(self.bank_db).resolve())
-        # rasa_sdk 3.6 has no --host flag; it reads SANIC_HOST (default 0.0.0.0).
+        # launch_actions.py listens on SANIC_HOST (as rasa_sdk does).
         actions_env = rasa_env(SANIC_HOST="127.0.0.1", ACTION_SERVER_SANIC_WORKERS="1", **extra)
         started = time.monotonic()
         actions = _Process(
             "Rasa actions server", "actions",
-            [str(plan.python), "-m", "rasa_sdk", "--actions", "actions",
+            [str(plan.python), str(self.project_dir / ACTIONS_LAUNCHER),
              "--port", str(plan.action_port)],
             self.project_dir, actions_env, plan.log_dir / "actions.log",
         )  # fmt: skip
@@ -243,8 +255,7 @@ class ManagedRasa:
             "Rasa server", "rasa",
             [
                 *rasa_cli(self.project_dir), "run",
-                "--enable-api", f"--auth-token={self.token}",  # "=": a token may start with "-"
-                "-i", "127.0.0.1", "-p", str(plan.rasa_port),
+                "--enable-api", "-i", "127.0.0.1", "-p", str(plan.rasa_port),
                 "--model", str(plan.model),
                 "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
             ],
@@ -254,10 +265,8 @@ class ManagedRasa:
 
         deadline = started + self.config.startup_timeout_s
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            await self._wait_ready(http, actions, f"{self.action_url}/health", {}, deadline)
-            await self._wait_ready(
-                http, rasa, f"{self.url}/status", {"token": self.token}, deadline
-            )
+            await self._wait_ready(http, actions, f"{self.action_url}/health", deadline)
+            await self._wait_ready(http, rasa, f"{self.url}/status", deadline)
         self.startup_s = time.monotonic() - started
         log.info(
             format_event(
@@ -271,14 +280,14 @@ class ManagedRasa:
         http: aiohttp.ClientSession,
         process: _Process,
         url: str,
-        params: dict[str, str],
         deadline: float,
     ) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
         while True:
             for each in self._processes:  # either dying ends the wait at once
                 each.check_alive()
             try:
-                async with http.get(url, params=params) as resp:
+                async with http.get(url, headers=headers) as resp:
                     if resp.status == 200:
                         return
                     if resp.status in (401, 403):
@@ -328,8 +337,12 @@ class ManagedRasa:
             if code is not None:
                 return _Problem(f"the {process.name} (pid {process.proc.pid}) exited with {code}")
         try:
-            path, params = ("/status", {"token": self.token}) if self.token else ("/", {})
-            async with http.get(f"{self.url}{path}", params=params) as resp:
+            path, params, headers = "/", {}, {}
+            if self.token and self.managed:  # ours takes the token as a header only
+                path, headers = "/status", {"Authorization": f"Bearer {self.token}"}
+            elif self.token:
+                path, params = "/status", {"token": self.token}
+            async with http.get(f"{self.url}{path}", params=params, headers=headers) as resp:
                 if resp.status == 200:
                     return None
                 return _Problem(f"/status answered HTTP {resp.status}", died=False)

@@ -112,7 +112,8 @@ class CallSession:
             "call_started", caller=self.channel.caller_id, transport=self.channel.transport
         )
         reader = asyncio.create_task(
-            self.ear.read(self.channel, self.turns.push), name=f"reader-{self.channel.call_id}"
+            self.ear.read(self.channel, self.turns.push_off_loop),
+            name=f"reader-{self.channel.call_id}",
         )
         try:
             await self._disclose()
@@ -319,10 +320,13 @@ class CallSession:
         failed: bool = False,
         gave_up: str | None = None,
     ) -> bool:
-        if (
-            self.transfers.decide(self.record, turn, reply, dtmf, failed=failed, gave_up=gave_up)
-            is None
-        ):
+        # The signals (sentiment, profanity lexicons) are pure-Python work worth
+        # hundreds of ms on a busy machine: off the loop that clocks the audio.
+        decide = self.transfers.decide
+        decision = await asyncio.to_thread(
+            decide, self.record, turn, reply, dtmf, failed=failed, gave_up=gave_up
+        )
+        if decision is None:
             return False
         turn.bot_text = self.handoff_texts.announce
         self.keeper.save()
@@ -359,6 +363,7 @@ class CallSession:
             await reader
         self.turns.close()
         self.keeper.save()
+        await self.keeper.flush()
         await self.rasa.forget()
         self.inbox.idle.set()
         self.log.event("call_ended", outcome=self.record.outcome, turns=len(self.record.turns))

@@ -9,7 +9,7 @@ exactly like a phone call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 
@@ -43,13 +43,16 @@ class Listening:
         self._listening_since = 0.0
         self._caller_speaking = False
 
-    async def read(self, channel: CallChannel, push_audio: Callable[[np.ndarray], None]) -> None:
-        """Read the channel to its end; ``push_audio`` takes each frame's PCM."""
+    async def read(
+        self, channel: CallChannel, push_audio: Callable[[np.ndarray], Awaitable[None]]
+    ) -> None:
+        """Read the channel to its end; ``push_audio`` takes each frame's PCM (awaited:
+        the VAD runs off the loop, and a call's frames stay in order)."""
         try:
             async for frame in channel.frames():
                 if isinstance(frame, AudioFrame):
                     self.media_time += frame.duration_s
-                    push_audio(frame.pcm)
+                    await push_audio(frame.pcm)
                     self._check_timers()
                 elif isinstance(frame, DtmfFrame):
                     self.keypad.pressed_at(self.media_time)

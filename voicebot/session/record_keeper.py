@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from concurrent.futures import Future
 from typing import Protocol
 
 from voicebot.core.logs import CallLogger
@@ -22,12 +25,29 @@ class RecordKeeper:
         self.log = log
 
     def save(self) -> None:
+        """On the store's writer thread when it has one (``save_later``): a slow
+        disk must never stall the loop that clocks every call's audio."""
         if self.store is None:
             return
         try:
-            self.store.save(self.record)
+            later = getattr(self.store, "save_later", None)
+            if later is None:
+                self.store.save(self.record)
+            else:
+                later(self.record).add_done_callback(self._saved)
         except Exception as exc:
             self.log.error("record_save_failed", error=repr(exc))
+
+    def _saved(self, future: Future[None]) -> None:
+        if (exc := future.exception()) is not None:
+            self.log.error("record_save_failed", error=repr(exc))
+
+    async def flush(self) -> None:
+        """The record is on disk before the session reports the call over."""
+        flush = getattr(self.store, "flush", None)
+        if flush is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(flush)
 
     def dialogue_turn(
         self,

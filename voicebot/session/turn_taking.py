@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -91,6 +92,11 @@ def _key(utterance: Utterance) -> tuple[float, float]:
     return (utterance.started_at, utterance.ended_at)
 
 
+# One thread for every call's VAD, beside STT's own: inference is ~1 ms a window,
+# and ONNX Runtime releases the GIL while it runs.
+_VAD_WORKER = ThreadPoolExecutor(1, thread_name_prefix="vad")
+
+
 class TurnTaking:
     """Feeds caller audio to the endpointer and STT; reports events to ``on_event``.
 
@@ -120,6 +126,15 @@ class TurnTaking:
     def push(self, pcm: np.ndarray) -> None:
         """Feed caller audio; events go to ``on_event`` in order."""
         for event in self.endpointer.push(pcm):
+            self._handle(event)
+
+    async def push_off_loop(self, pcm: np.ndarray) -> None:
+        """``push`` with Silero's inference on the VAD worker thread: the loop keeps
+        clocking every call's audio meanwhile.  Frames of one call stay in order
+        (the caller awaits each); only this call's VAD state is touched there."""
+        loop = asyncio.get_running_loop()
+        probs = await loop.run_in_executor(_VAD_WORKER, self.endpointer.vad.push, pcm)
+        for event in self.endpointer.push_scored(pcm, probs):
             self._handle(event)
 
     async def transcript(self, utterance: Utterance) -> TurnTranscript:

@@ -107,17 +107,25 @@ class Synthesizer:
     async def synthesize_sentences(self, text: str) -> AsyncIterator[np.ndarray]:
         """Yield one array per sentence, in order, as soon as each is ready.
 
-        Every sentence is queued on the worker at once, so sentence two is being
-        made while sentence one plays; leaving early (barge-in) cancels the rest.
+        Sentence two is queued when sentence one is handed out, so it is made
+        while sentence one plays; but never more than that: every call shares
+        one engine, and a call's five sentences queued at once would make
+        another call's first sentence wait behind all of them.  Leaving early
+        (barge-in) cancels the one queued.
         """
         sentences = [s for s in split_sentences(text) if is_speakable(s)]
-        tasks = [asyncio.ensure_future(self._sentence(s)) for s in sentences]
+        upcoming = iter(sentences)
+        nxt = next(upcoming, None)
+        pending = asyncio.ensure_future(self._sentence(nxt)) if nxt is not None else None
         try:
-            for task in tasks:
-                yield await task
+            while pending is not None:
+                pcm = await pending
+                nxt = next(upcoming, None)
+                pending = asyncio.ensure_future(self._sentence(nxt)) if nxt is not None else None
+                yield pcm
         finally:
-            for task in tasks:
-                task.cancel()
+            if pending is not None:
+                pending.cancel()
 
     async def preload(self, texts: Iterable[str]) -> None:
         """Synthesise fixed prompts now so calls get them from the cache."""

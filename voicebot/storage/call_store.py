@@ -3,18 +3,33 @@
 The session saves the record after every turn, so the transcript survives a
 crash or a hang-up mid-call.  Records are stored whole as JSON (the shape
 ``voicebot simulate --json`` prints) beside a few indexed columns for listing
-and search; PINs never reach this layer (the session redacts them).
+and search; PINs never reach this layer (the record scrubs every turn).
+
+Privacy and operations API (a PostgreSQL store implements the same):
+``search`` runs over a scrubbed text column (FTS5), never over raw JSON;
+``purge_older_than`` applies the retention setting; ``delete_caller`` answers
+a data-subject request; ``reconcile_interrupted`` closes the records of calls
+cut by a crash.  The files are created 0600 (SQLite gives the WAL and shared
+memory files the database file's mode).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import sqlite3
 import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from voicebot.core.record import CallRecord
+from voicebot.core.record import CallRecord, utc_now
+from voicebot.core.redaction import scrub_numbers
 
 # Each entry upgrades the schema by one version; never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (
@@ -69,7 +84,19 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 3: search over scrubbed text only (FTS5), and which process owns a live call
+    # (so a restart reconciles its own interrupted calls, not a sibling's live ones).
+    """
+    CREATE VIRTUAL TABLE calls_fts USING fts5(call_id UNINDEXED, text, tokenize='unicode61');
+    CREATE VIRTUAL TABLE handoffs_fts USING fts5(call_id UNINDEXED, text, tokenize='unicode61');
+    ALTER TABLE calls ADD COLUMN owner TEXT;
+    CREATE INDEX calls_outcome ON calls(outcome);
+    CREATE INDEX calls_caller ON calls(caller_id);
+    """,
 )
+# Records in progress longer than this cannot be live (calls end at max_call_s).
+STALE_CALL_S = 3 * 3600
+INTERRUPTED = "interrupted"
 
 
 class CallStore(Protocol):
@@ -80,24 +107,70 @@ class CallStore(Protocol):
     def list_calls(self, limit: int = 50, query: str | None = None) -> list[dict[str, Any]]: ...
 
 
+class CallIdConflict(RuntimeError):
+    """A different call already holds this call ID: its record is not overwritten."""
+
+
+def _enable_wal(db: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switch a database to WAL, retrying while another process does the same.
+
+    Changing the journal mode needs an exclusive lock and SQLite does not call
+    the busy handler for it, so two processes opening a fresh file can see
+    "database is locked" at once; the loser simply tries again.
+    """
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteCallStore:
-    """A thread-safe SQLite call store (one connection, serialised)."""
+    """A thread-safe SQLite call store (one connection, serialised).
+
+    ``save_later`` hands writes to one writer thread, in order, so a turn's
+    fsync never runs on the event loop that clocks every call's audio.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._writer: ThreadPoolExecutor | None = None
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._db.create_function("digits", 1, _digits, deterministic=True)
+        _enable_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # deleted rows leave no readable trace
         self._migrate()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Caller holds the lock.  IMMEDIATE: take the write lock up front, so two
+        processes never both read a state and then both act on it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     @property
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        with self._lock:
+        """Under one write lock: a second process opening a fresh database waits,
+        then finds the schema current, instead of running the migrations twice."""
+        with self._lock, self._transaction():
             version = self.schema_version
             if version > len(MIGRATIONS):
                 raise RuntimeError(
@@ -105,25 +178,63 @@ class SqliteCallStore:
                     f"({len(MIGRATIONS)}): upgrade voicebot"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+                for statement in _statements(script):
+                    self._db.execute(statement)
+                if number == 3:
+                    self._index_existing_calls()
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    def _index_existing_calls(self) -> None:
+        for call_id, record in self._db.execute("SELECT call_id, record FROM calls").fetchall():
+            self._index("calls_fts", call_id, search_text(json.loads(record)))
+        for call_id, package in self._db.execute("SELECT call_id, package FROM handoffs"):
+            self._index("handoffs_fts", call_id, package_search_text(json.loads(package)))
+
+    def _index(self, table: str, call_id: str, text: str) -> None:
+        """Caller holds the lock (and a transaction)."""
+        self._db.execute(f"DELETE FROM {table} WHERE call_id = ?", (call_id,))
+        self._db.execute(f"INSERT INTO {table} VALUES (?, ?)", (call_id, text))
 
     def save(self, record: CallRecord) -> None:
-        data = record.to_dict()
-        with self._lock:
-            self._db.execute(
-                """INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(call_id) DO UPDATE SET ended_at=excluded.ended_at,
-                   outcome=excluded.outcome, record=excluded.record""",
+        self.save_dict(record.to_dict())
+
+    def save_later(self, record: CallRecord) -> Future[None]:
+        """Snapshot now, write on the writer thread (in submission order)."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="call-store-writer")
+        return self._writer.submit(self.save_dict, record.to_dict())
+
+    def flush(self) -> None:
+        """Block until every ``save_later`` so far is on disk."""
+        if self._writer is not None:
+            self._writer.submit(lambda: None).result()
+
+    def save_dict(self, data: dict[str, Any]) -> None:
+        """Insert or update one record.  A record is only ever updated by the call
+        that created it (same transport and start time): a caller who picks an
+        existing call ID gets :class:`CallIdConflict`, the old record stays."""
+        call_id = data["call_id"]
+        with self._lock, self._transaction():
+            cursor = self._db.execute(
+                """INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(call_id) DO UPDATE SET ended_at=excluded.ended_at,
+                       outcome=excluded.outcome, record=excluded.record
+                       WHERE calls.transport = excluded.transport
+                       AND calls.started_at = excluded.started_at""",
                 (
-                    record.call_id,
-                    record.caller_id,
-                    record.transport,
-                    record.started_at,
-                    record.ended_at,
-                    record.outcome,
+                    call_id,
+                    data.get("caller_id"),
+                    data["transport"],
+                    data["started_at"],
+                    data.get("ended_at"),
+                    data["outcome"],
                     json.dumps(data),
+                    self.owner,
                 ),
             )
+            if cursor.rowcount == 0:
+                raise CallIdConflict(f"call ID {call_id!r} belongs to another call")
+            self._index("calls_fts", call_id, search_text(data))
 
     def get(self, call_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -133,19 +244,84 @@ class SqliteCallStore:
         return json.loads(row[0]) if row else None
 
     def list_calls(self, limit: int = 50, query: str | None = None) -> list[dict[str, Any]]:
-        """Newest first; ``query`` matches caller ID, call ID or transcript text."""
+        """Newest first; ``query`` matches caller ID, call ID or the scrubbed transcript."""
         sql = "SELECT record FROM calls"
         args: list[Any] = []
         if query:
-            sql += " WHERE call_id LIKE ? OR caller_id LIKE ? OR record LIKE ?"
-            args += [f"%{query}%"] * 3
+            sql += f" WHERE {_CALL_MATCH}"
+            args += _call_match_args(query)
         sql += " ORDER BY started_at DESC LIMIT ?"
         args.append(limit)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def search(self, text: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Calls whose scrubbed transcript, caller ID or call ID matches ``text``."""
+        return self.list_calls(limit=limit, query=text)
+
+    def purge_older_than(self, days: float, now: datetime | None = None) -> dict[str, int]:
+        """Retention: delete calls, packages, ring attempts and callbacks older than ``days``."""
+        cutoff = ((now or datetime.now(UTC)) - timedelta(days=days)).isoformat()
+        with self._lock:
+            return self._delete_where(
+                "SELECT call_id FROM calls WHERE started_at < ?1 "
+                "UNION SELECT call_id FROM handoffs WHERE created_at < ?1 "
+                "UNION SELECT call_id FROM callbacks WHERE confirmed_at < ?1",
+                (cutoff,),
+            )
+
+    def delete_caller(self, number: str) -> dict[str, int]:
+        """A data-subject request: everything about one caller number, matched on its
+        digits (``+1 555-0100`` and ``15550100`` are the same caller)."""
+        wanted = _digits(number)
+        if not wanted:
+            raise ValueError(f"not a phone number: {number!r}")
+        with self._lock:
+            return self._delete_where(
+                "SELECT call_id FROM calls WHERE digits(caller_id) = ?1 "
+                "UNION SELECT call_id FROM handoffs WHERE digits(caller_id) = ?1 "
+                "UNION SELECT call_id FROM callbacks WHERE digits(number) = ?1",
+                (wanted,),
+            )
+
+    def _delete_where(self, select_ids: str, args: tuple[Any, ...]) -> dict[str, int]:
+        """Caller holds the lock.  One transaction, then the WAL is truncated so
+        the deleted text is gone from every file."""
+        counts: dict[str, int] = {}
+        with self._transaction():
+            self._db.execute(f"CREATE TEMP TABLE doomed AS {select_ids}", args)
+            for table in (*_FTS_TABLES, "calls", "handoff_attempts", "callbacks", "handoffs"):
+                cursor = self._db.execute(
+                    f"DELETE FROM {table} WHERE call_id IN (SELECT call_id FROM doomed)"
+                )
+                counts[table] = cursor.rowcount
+            self._db.execute("DROP TABLE doomed")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {k: v for k, v in counts.items() if k not in _FTS_TABLES}
+
+    def reconcile_interrupted(self, stale_after_s: float = STALE_CALL_S) -> list[str]:
+        """At start-up: close records left ``in_progress`` by a crash.  A record is
+        ours to close when its process is gone (same host, dead PID), it predates
+        owners, or it is older than any call can last; a sibling's live calls stay."""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=stale_after_s)).isoformat()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT call_id, owner, started_at FROM calls WHERE outcome = 'in_progress'"
+            ).fetchall()
+        ids = [c for c, owner, started in rows if started < cutoff or not _owner_alive(owner)]
+        for call_id in ids:
+            data = self.get(call_id)
+            if data is None or data.get("outcome") != "in_progress":
+                continue
+            data.update(outcome=INTERRUPTED, ended_at=data.get("ended_at") or utc_now())
+            data["end_reason"] = "voicebot stopped during the call (crash or kill)"
+            self.save_dict(data)
+        return ids
+
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         with self._lock:
             self._db.close()
 
@@ -155,7 +331,7 @@ class SqliteCallStore:
 
     def save_handoff(self, package: dict[str, Any], status: str, at: str) -> None:
         """Write (or rewrite) a handoff package; called before any phone rings."""
-        with self._lock:
+        with self._lock, self._transaction():
             self._db.execute(
                 """INSERT INTO handoffs VALUES (?, ?, ?, ?, ?, ?, NULL, ?)
                    ON CONFLICT(call_id) DO UPDATE SET updated_at=excluded.updated_at,
@@ -170,6 +346,7 @@ class SqliteCallStore:
                     json.dumps(package),
                 ),
             )
+            self._index("handoffs_fts", package["call_id"], package_search_text(package))
 
     def set_handoff_status(
         self, call_id: str, status: str, at: str, agent: str | None = None
@@ -248,10 +425,12 @@ class SqliteCallStore:
             args.append(agent)
         if query:
             where.append(
-                "(call_id LIKE ? OR caller_id LIKE ? OR package LIKE ? OR call_id IN "
-                "(SELECT call_id FROM calls WHERE record LIKE ?))"
+                f"(call_id IN (SELECT call_id FROM calls WHERE {_CALL_MATCH}) OR call_id IN "
+                "(SELECT call_id FROM handoffs_fts WHERE handoffs_fts MATCH ?) "
+                "OR digits(caller_id) = ? AND ? != '' OR call_id LIKE ? ESCAPE '\\')"
             )
-            args += [f"%{query}%"] * 4
+            args += [*_call_match_args(query), _fts_query(query)]
+            args += [_digits(query), _digits(query), _like(query)]
         sql = f"SELECT {_HANDOFF_COLUMNS} FROM handoffs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -340,6 +519,99 @@ class SqliteCallStore:
 
 
 _HANDOFF_COLUMNS = "call_id, status, agent, created_at, updated_at, package"
+_CALL_MATCH = (
+    "(call_id LIKE ? ESCAPE '\\' OR caller_id LIKE ? ESCAPE '\\' OR call_id IN "
+    "(SELECT call_id FROM calls_fts WHERE calls_fts MATCH ?))"
+)
+
+
+def _call_match_args(query: str) -> list[str]:
+    return [_like(query), _like(query), _fts_query(query)]
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (``%`` and ``_`` escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _fts_query(text: str) -> str:
+    """Every word of ``text`` as a quoted FTS5 phrase: no query syntax from users."""
+    words = [w for w in text.split() if w.strip()]
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words) or '""'
+
+
+def search_text(data: dict[str, Any]) -> str:
+    """What search sees of a record: both sides of every turn and the transfer
+    summary, scrubbed again (digits masked, so none can be probed one at a time)."""
+    parts: list[str] = []
+    for turn in data.get("turns") or []:
+        parts += [turn.get("caller_text") or "", turn.get("bot_text") or ""]
+    transfer = data.get("transfer") or {}
+    parts += [str(transfer.get("summary") or ""), str(transfer.get("reason") or "")]
+    return scrub_numbers(" ".join(p for p in parts if p)).translate(_NO_DIGITS)
+
+
+def package_search_text(package: dict[str, Any]) -> str:
+    """Every text in a handoff package (summary, reason, transcript…), scrubbed the same way."""
+    return scrub_numbers(" ".join(_strings(package))).translate(_NO_DIGITS)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+_NO_DIGITS = str.maketrans("0123456789", "##########")
+_FTS_TABLES = ("calls_fts", "handoffs_fts")
+
+
+def _digits(value: object) -> str:
+    return "".join(c for c in str(value or "") if c.isascii() and c.isdigit())
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into complete SQL statements (sqlite decides where one ends)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s.rstrip(";").strip()]
+
+
+def _create_private(path: Path) -> None:
+    """The database holds transcripts: readable by this user only, from the first byte."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for suffix in ("", "-wal", "-shm"):
+        with_suffix = path.with_name(path.name + suffix)
+        if with_suffix.exists():
+            os.chmod(with_suffix, 0o600)
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """Whether the process that wrote a record may still be running it."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return bool(owner) and host != socket.gethostname()  # another host: not ours to close
+    if int(pid) == os.getpid():
+        return False  # a previous run that had our PID: we have just started
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 _CALLBACK_COLUMNS = "call_id, number, confirmed_at, status, handled_by, handled_at"
 
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
-from voicebot.core.frames import FRAME_SAMPLES, AudioFrame, HangupFrame
+from voicebot.core.frames import FRAME_SAMPLES, AudioFrame, DtmfFrame, HangupFrame
 from voicebot.telephony.channel import MediaOutput
 from voicebot.telephony.media_stream import (
     MediaStreamChannel,
@@ -160,3 +160,18 @@ async def test_bot_hangup_closes_and_ends_frames_without_a_caller_hangup() -> No
     assert len(frames) == 1 and isinstance(frames[0], AudioFrame)
     assert closed == [True] and channel.hung_up_by_bot
     assert channel.ended_reason == "bot hung up"
+
+
+async def test_a_stalled_session_cannot_grow_the_inbox_without_bound() -> None:
+    from voicebot.telephony.media_stream.channel import MAX_INBOX_FRAMES
+
+    channel = _channel([])
+    second = ulaw_encode(np.full(8000, 1000, np.int16))
+    for _ in range(20):  # 20 s of audio and nobody reading
+        channel.feed_audio(second)
+    assert channel._inbox.qsize() == MAX_INBOX_FRAMES
+    assert channel.dropped_frames == 20 * 50 - MAX_INBOX_FRAMES
+    channel.feed_dtmf("5")  # control frames still get through
+    channel.end("carrier sent stop")
+    frames = [f async for f in channel.frames()]
+    assert frames[-2:] == [DtmfFrame("5"), HangupFrame("carrier sent stop")]

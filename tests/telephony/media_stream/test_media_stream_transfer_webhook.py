@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pytest
 from aiohttp import web
 
 from voicebot.audio.g711 import ulaw_encode
@@ -25,6 +26,7 @@ from voicebot.telephony.media_stream import (
     TwilioSerializer,
 )
 from voicebot.telephony.media_stream.webhook import (
+    DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     MediaStreamTransferConfig,
@@ -110,7 +112,7 @@ async def _drain(channel: MediaStreamChannel, wait_s: float = 0.2) -> list[Input
 async def test_2xx_means_answered_and_the_body_is_signed() -> None:
     endpoint = Integrator(status=204)
     async with integrator(endpoint) as url:
-        webhook = TransferWebhook(MediaStreamTransferConfig(url, timeout_s=5, secret=SECRET))
+        webhook = TransferWebhook(_config(url, timeout_s=5))
         assert await webhook.ring(_channel(), AGENT, _package()) == "answered"
     headers, body = endpoint.requests[0]
     data = json.loads(body)
@@ -129,18 +131,46 @@ async def test_2xx_means_answered_and_the_body_is_signed() -> None:
     assert not verify_signature(SECRET, body, timestamp, signature, now=time.time() + 3600)
 
 
-async def test_no_secret_no_signature() -> None:
+def _config(url: str, **options: object) -> MediaStreamTransferConfig:
+    """A local trial's webhook: plain HTTP on loopback, said so explicitly."""
+    return MediaStreamTransferConfig(
+        url,
+        **{"secret": SECRET, "allow_plain_http": True, **options},  # type: ignore[arg-type]
+    )
+
+
+def test_a_webhook_needs_a_secret_and_https() -> None:
+    MediaStreamTransferConfig("https://crm.example.com/hook", secret=SECRET).validate()
+    MediaStreamTransferConfig().validate()  # not configured: nothing to check
+    with pytest.raises(ValueError, match="secret is required"):
+        MediaStreamTransferConfig("https://crm.example.com/hook").validate()
+    with pytest.raises(ValueError, match="https://"):
+        MediaStreamTransferConfig("http://crm.example.com/hook", secret=SECRET).validate()
+    with pytest.raises(ValueError, match="https://"):
+        MediaStreamTransferConfig("ftp://crm.example.com/hook", secret=SECRET).validate()
+
+
+async def test_every_delivery_has_its_own_id() -> None:
     endpoint = Integrator(status=200)
     async with integrator(endpoint) as url:
-        webhook = TransferWebhook(MediaStreamTransferConfig(url))
-        assert await webhook.ring(_channel(), AGENT, _package()) == "answered"
-    assert SIGNATURE_HEADER not in endpoint.requests[0][0]
+        webhook = TransferWebhook(_config(url))
+        for _ in range(2):
+            assert await webhook.ring(_channel(), AGENT, _package()) == "answered"
+    ids = [headers[DELIVERY_HEADER] for headers, _ in endpoint.requests]
+    assert len(set(ids)) == 2
+    assert [json.loads(body)["delivery_id"] for _, body in endpoint.requests] == ids
+
+
+def test_a_non_ascii_signature_is_a_mismatch_not_an_error() -> None:
+    now = str(int(time.time()))
+    assert not verify_signature(SECRET, b"{}", now, "sha256=é∂ƒ")
+    assert not verify_signature(SECRET, b"{}", now, "\udcff")  # a lone surrogate, too
 
 
 async def test_errors_slowness_and_unreachable_urls_fail() -> None:
     endpoint = Integrator(status=503)
     async with integrator(endpoint) as url:
-        webhook = TransferWebhook(MediaStreamTransferConfig(url, timeout_s=0.3))
+        webhook = TransferWebhook(_config(url, timeout_s=0.3))
         assert await webhook.ring(_channel(), AGENT, _package()) == "failed"
         endpoint.status, endpoint.delay_s = 200, 1.0
         started = time.monotonic()
@@ -148,7 +178,7 @@ async def test_errors_slowness_and_unreachable_urls_fail() -> None:
         assert time.monotonic() - started < 0.9
         endpoint.status, endpoint.delay_s = 302, 0.0  # a redirect is not an acceptance
         assert await webhook.ring(_channel(), AGENT, _package()) == "failed"
-    gone = TransferWebhook(MediaStreamTransferConfig(url, timeout_s=1))
+    gone = TransferWebhook(_config(url, timeout_s=1))
     assert await gone.ring(_channel(), AGENT, _package()) == "failed"
     assert (
         await TransferWebhook(MediaStreamTransferConfig()).ring(_channel(), AGENT, _package())
@@ -161,7 +191,7 @@ async def test_the_redirect_ending_the_stream_is_a_transfer_not_a_hang_up() -> N
     endpoint = Integrator(status=204, delay_s=0.5)
     endpoint.on_request = lambda: channel.end("carrier sent stop")  # the redirect lands first
     async with integrator(endpoint) as url:
-        webhook = TransferWebhook(MediaStreamTransferConfig(url))
+        webhook = TransferWebhook(_config(url))
         ring = asyncio.create_task(webhook.ring(channel, AGENT, _package()))
         await asyncio.sleep(0.05)
         assert channel.ended_reason == "carrier sent stop"
@@ -177,10 +207,7 @@ async def test_a_stream_end_during_a_failed_webhook_is_the_caller_leaving() -> N
     endpoint = Integrator(status=500)
     endpoint.on_request = lambda: channel.end("socket closed")
     async with integrator(endpoint) as url:
-        assert (
-            await TransferWebhook(MediaStreamTransferConfig(url)).ring(channel, AGENT, _package())
-            == "failed"
-        )
+        assert await TransferWebhook(_config(url)).ring(channel, AGENT, _package()) == "failed"
     frames = await _drain(channel)
     assert isinstance(frames[0], AudioFrame)
     assert [f.reason for f in frames if isinstance(f, HangupFrame)] == ["socket closed"]
@@ -227,7 +254,7 @@ async def test_dialer_routes_each_transport() -> None:
         dialer = ChannelDialer(
             channels.get,
             desk,
-            media_stream=TransferWebhook(MediaStreamTransferConfig(url)),
+            media_stream=TransferWebhook(_config(url)),
             on_outcome=lambda *args: seen.append(args),
         )
         assert await dialer.ring(AGENT, _package("sip-1")) == "declined"

@@ -4,6 +4,7 @@
 CallChannel, ``endpoint`` serves the WebSockets from aiohttp.
 """
 
+from voicebot.telephony.media_stream.auth import StreamAuth
 from voicebot.telephony.media_stream.channel import (
     MediaStreamChannel,
     MediaStreamOutput,
@@ -46,6 +47,7 @@ __all__ = [
     "MediaStreamProtocolError",
     "Start",
     "Stop",
+    "StreamAuth",
     "TwilioSerializer",
     "UlawFrameAssembler",
     "UnknownEventError",

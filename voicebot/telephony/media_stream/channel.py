@@ -239,6 +239,8 @@ class MediaStreamOutput:
 
 
 # Custom parameters that may carry the caller's number, in order of preference.
+# 10 s of 20 ms frames waiting for the session: beyond that, audio is dropped.
+MAX_INBOX_FRAMES = 500
 CALLER_ID_PARAMETERS = ("caller", "caller_id", "callerId", "From", "from")
 
 
@@ -267,8 +269,10 @@ class MediaStreamChannel:
         close: Callable[[], Awaitable[object]],
         *,
         caller_id: str | None = None,
+        call_id: str | None = None,
     ) -> None:
-        self.call_id = start.call_sid
+        self.call_sid = start.call_sid  # the carrier's name for the call (its REST API)
+        self.call_id = call_id or start.call_sid
         self.caller_id = caller_id
         self.stream_sid = start.stream_sid
         self.custom_parameters = dict(start.custom_parameters)
@@ -281,11 +285,15 @@ class MediaStreamChannel:
         self._inbox: asyncio.Queue[InputFrame | None] = asyncio.Queue()
         self._hangup_held = False
         self._held_hangup: str | None = None
+        self.dropped_frames = 0
 
     # ------------------------------------------------------ fed by the endpoint
 
     def feed_audio(self, ulaw: bytes) -> None:
         for pcm in self._assembler.push(ulaw):
+            if self._inbox.qsize() >= MAX_INBOX_FRAMES:
+                self.dropped_frames += 1  # a stalled consumer must not grow memory
+                continue
             self._inbox.put_nowait(AudioFrame(pcm))
 
     def feed_dtmf(self, digit: str) -> None:

@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
 from voicebot.core.logs import CallLogger, format_event
+from voicebot.telephony.media_stream.auth import StreamAuth
 from voicebot.telephony.media_stream.channel import (
     CALLER_ID_PARAMETERS,
     DEFAULT_LEAD_S,
@@ -26,6 +28,7 @@ from voicebot.telephony.media_stream.channel import (
     MediaStreamOutput,
     caller_id_from,
 )
+from voicebot.telephony.media_stream.limits import RealtimeBudget, safe_call_id
 from voicebot.telephony.media_stream.serializer import (
     Connected,
     Dtmf,
@@ -54,10 +57,11 @@ MAX_MESSAGE_BYTES = 1 << 20
 class _Stream:
     """Per-connection bookkeeping for logs."""
 
-    def __init__(self, logger: CallLogger) -> None:
+    def __init__(self, logger: CallLogger, burst_s: float) -> None:
         self.log = logger
         self.bad_messages = 0
         self.media_messages = 0
+        self.budget = RealtimeBudget(burst_s)
 
     def bad(self, exc: MediaStreamProtocolError) -> None:
         self.bad_messages += 1
@@ -78,12 +82,23 @@ class MediaStreamEndpoint:
         caller_id_parameters: tuple[str, ...] = CALLER_ID_PARAMETERS,
         authorize: Authorize | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
+        auth: StreamAuth | None = None,
+        require_auth: bool = False,
+        max_streams: int = 16,
+        burst_s: float = 2.0,
     ) -> None:
+        """``auth`` checks the handshake signature and the call's token;
+        ``require_auth`` without ``auth`` refuses every stream (not configured)."""
         self._on_call = on_call
         self._lead_s = lead_s
         self._caller_id_parameters = caller_id_parameters
         self._authorize = authorize
         self._start_timeout_s = start_timeout_s
+        self.auth = auth
+        self._require_auth = require_auth
+        self._max_streams = max_streams
+        self._burst_s = burst_s
+        self.open_streams = 0
         self.active: dict[str, MediaStreamChannel] = {}  # call_id → channel, for shutdown
 
     def routes(self, path: str = "/media-stream") -> list[web.RouteDef]:
@@ -98,17 +113,46 @@ class MediaStreamEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One carrier WebSocket, from ``connected`` to ``stop`` or close."""
-        if self._authorize is not None and not self._authorize(request):
-            log.warning(format_event("media_stream_refused", peer=request.remote))
+        self._check_handshake(request)
+        self.open_streams += 1
+        try:
+            ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES)
+            await ws.prepare(request)
+            serializer = TwilioSerializer()
+            start = await self._wait_for_start(ws, serializer, request.remote)
+            if start is not None:
+                admitted, caller = self._admit(start, request.remote)
+                if admitted:
+                    await self._serve(ws, serializer, start, caller)
+            await ws.close()
+            return ws
+        finally:
+            self.open_streams -= 1
+
+    def _check_handshake(self, request: web.Request) -> None:
+        """Refuse before the upgrade: unauthenticated, or too many streams open."""
+        peer = request.remote
+        if self._require_auth and self.auth is None:
+            log.warning(format_event("media_stream_refused", peer=peer, reason="not configured"))
+            raise web.HTTPServiceUnavailable(text="media streams are not configured")
+        authorised = self.auth.handshake_ok(request) if self.auth is not None else True
+        if not authorised or (self._authorize is not None and not self._authorize(request)):
+            log.warning(format_event("media_stream_refused", peer=peer, reason="signature"))
             raise web.HTTPForbidden(text="media stream not authorised")
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES)
-        await ws.prepare(request)
-        serializer = TwilioSerializer()
-        start = await self._wait_for_start(ws, serializer, request.remote)
-        if start is not None:
-            await self._serve(ws, serializer, start)
-        await ws.close()
-        return ws
+        if self.open_streams >= self._max_streams:
+            log.warning(format_event("media_stream_refused", peer=peer, reason="capacity"))
+            raise web.HTTPServiceUnavailable(text="too many media streams")
+
+    def _admit(self, start: Start, peer: str | None) -> tuple[bool, str | None]:
+        """(admitted, caller ID to trust): with auth, only a live token minted
+        for this CallSid admits the stream, and the caller ID is the webhook's."""
+        if self.auth is None:
+            return True, caller_id_from(start, self._caller_id_parameters)
+        grant = self.auth.redeem(start.custom_parameters, start.call_sid)
+        if grant is None:
+            log.warning(format_event("media_stream_refused", peer=peer, reason="token"))
+            return False, None
+        return True, grant.caller_id
 
     # ------------------------------------------------------------------ phases
 
@@ -148,15 +192,22 @@ class MediaStreamEndpoint:
         return False
 
     async def _serve(
-        self, ws: web.WebSocketResponse, serializer: TwilioSerializer, start: Start
+        self,
+        ws: web.WebSocketResponse,
+        serializer: TwilioSerializer,
+        start: Start,
+        caller_id: str | None,
     ) -> None:
         """Run the call: the receive pump here, ``on_call`` and the sender as tasks."""
-        stream = _Stream(CallLogger(start.call_sid, log))
+        # Our own call ID: a client-chosen callSid must never name another call's
+        # record or Rasa conversation.
+        call_id = safe_call_id("ms", start.call_sid, secrets.token_hex(4))
+        stream = _Stream(CallLogger(call_id, log), self._burst_s)
         output = MediaStreamOutput(ws.send_str, serializer, lead_s=self._lead_s, logger=stream.log)
-        caller_id = caller_id_from(start, self._caller_id_parameters)
-        channel = MediaStreamChannel(start, output, ws.close, caller_id=caller_id)
+        channel = MediaStreamChannel(start, output, ws.close, caller_id=caller_id, call_id=call_id)
         stream.log.event(
             "media_stream_started",
+            call_sid=start.call_sid,
             stream_sid=start.stream_sid,
             caller=caller_id,
             parameters=",".join(sorted(start.custom_parameters)) or None,
@@ -188,6 +239,9 @@ class MediaStreamEndpoint:
                     continue
                 if self._dispatch(event, channel, stream):
                     return "carrier sent stop"
+                if stream.budget.abusive:
+                    stream.log.event("media_stream_too_fast", logging.WARNING)
+                    return "audio faster than real time"
             elif msg.type == WSMsgType.ERROR:
                 return f"socket error: {ws.exception()!r}"
             else:
@@ -202,7 +256,8 @@ class MediaStreamEndpoint:
                 pass  # <Start><Stream tracks="both_tracks"> echoes our own audio: not the caller
             case Media(payload=payload):
                 stream.media_messages += 1
-                channel.feed_audio(payload)
+                if stream.budget.admit(len(payload)):
+                    channel.feed_audio(payload)
             case Dtmf(digit=digit):
                 stream.log.event("dtmf_received", logging.DEBUG)  # digits may be a PIN: not logged
                 channel.feed_dtmf(digit)
@@ -244,6 +299,7 @@ class MediaStreamEndpoint:
             media_in=stream.media_messages,
             messages_out=channel.output.messages_sent,
             bad_messages=stream.bad_messages or None,
+            dropped_audio_s=round(stream.budget.dropped_s, 2) or None,
         )
 
 

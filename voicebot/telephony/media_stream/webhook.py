@@ -7,19 +7,24 @@ which voicebot does not hold.  So voicebot asks the integrator to do it.
 The integrator's side of the contract
 -------------------------------------
 
-Set ``webhook_url`` (and ideally ``secret``) in the ``[media_stream_transfer]``
-section (``voicebot.config.MediaStreamTransferConfig``).  When the queue rings an agent
-for a media-stream call, voicebot POSTs JSON to that URL::
+Set ``webhook_url`` (``https://``) and
+``secret`` in ``[media_stream_transfer]``
+(``voicebot.config.MediaStreamTransferConfig``); both are required (a plain
+``http://`` URL only with ``allow_plain_http = true``, for local trials).
+When the queue rings an agent for a media-stream call, voicebot POSTs JSON
+to that URL::
 
     POST {webhook_url}
     Content-Type: application/json
     X-Voicebot-Event: transfer
     X-Voicebot-Timestamp: 1767225600
+    X-Voicebot-Delivery: 5f0c…             # unique per POST: drop one you have seen
     X-Voicebot-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
 
     {
       "event": "transfer",
       "version": 1,
+      "delivery_id": "5f0c…",      # same as X-Voicebot-Delivery
       "call_sid": "CA…",          # the carrier's call (Twilio callSid)
       "stream_sid": "MZ…",
       "agent": {"name": "alice", "sip_uri": "sip:alice@pbx.example.com"},
@@ -42,8 +47,9 @@ caller hanging up.
 
 Verify the signature before acting: recompute HMAC-SHA256 over
 ``timestamp + "." + raw body`` with the shared secret, compare in constant
-time, and reject timestamps older than a few minutes (replays).
-:func:`verify_signature` does exactly that.  The body carries the
+time, reject timestamps older than a few minutes (replays), and drop a
+``delivery_id`` you have already handled.  :func:`verify_signature` does the
+first two.  The body carries the
 transcript, so use HTTPS and keep the URL private.
 """
 
@@ -55,6 +61,7 @@ import hmac
 import json
 import logging
 import time
+import uuid
 from typing import Any, Literal, Protocol
 
 import aiohttp
@@ -66,6 +73,7 @@ log = logging.getLogger("voicebot.telephony.media_stream")
 
 SIGNATURE_HEADER = "X-Voicebot-Signature"
 TIMESTAMP_HEADER = "X-Voicebot-Timestamp"
+DELIVERY_HEADER = "X-Voicebot-Delivery"
 EVENT_HEADER = "X-Voicebot-Event"
 CALL_HEADER = "X-Voicebot-Call"
 PAYLOAD_VERSION = 1
@@ -106,15 +114,19 @@ def verify_signature(
         age = abs((time.time() if now is None else now) - float(timestamp))
     except ValueError:
         return False
-    return age <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
+    expected = sign(secret, timestamp, body).encode()
+    # As bytes: a non-ASCII header must be a mismatch, not a TypeError.
+    given = signature.encode("utf-8", "replace")
+    return age <= tolerance_s and hmac.compare_digest(expected, given)
 
 
 def payload(channel: Any, agent: _Agent, package: _Package) -> dict[str, Any]:
     """The JSON body (see the module docstring)."""
-    call_sid = getattr(channel, "call_id", package.call_id)
+    call_sid = getattr(channel, "call_sid", None) or getattr(channel, "call_id", package.call_id)
     return {
         "event": "transfer",
         "version": PAYLOAD_VERSION,
+        "delivery_id": uuid.uuid4().hex,
         "call_sid": call_sid,
         "stream_sid": getattr(channel, "stream_sid", None),
         "agent": {"name": agent.name, "sip_uri": agent.sip_uri},
@@ -160,7 +172,7 @@ class TransferWebhook:
         body = json.dumps(body_json, separators=(",", ":")).encode()
         started = time.monotonic()
         try:
-            status = await self._send(url, body)
+            status = await self._send(url, body, body_json["delivery_id"])
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning(format_event("transfer_webhook_failed", call_id=call_id, error=repr(exc)))
             return "failed"
@@ -170,12 +182,13 @@ class TransferWebhook:
         )
         return "answered" if 200 <= status < 300 else "failed"
 
-    async def _send(self, url: str, body: bytes) -> int:
+    async def _send(self, url: str, body: bytes, delivery_id: str) -> int:
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
             EVENT_HEADER: "transfer",
             TIMESTAMP_HEADER: timestamp,
+            DELIVERY_HEADER: delivery_id,
         }
         if self.config.secret:
             headers[SIGNATURE_HEADER] = sign(self.config.secret, timestamp, body)
