@@ -61,10 +61,12 @@ async def cmd_simulate(args: argparse.Namespace, config: Config) -> int:
 
 
 async def cmd_eval(args: argparse.Namespace, config: Config) -> int:
+    from voicebot.judgement import format_report
     from voicebot.runtime import open_services
     from voicebot.simulation import (
         SimulatedAgentDialer,
         add_simulated_agent,
+        judge,
         load_scenarios,
         run_scenarios,
         totals,
@@ -76,18 +78,42 @@ async def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     async with open_services(config, dialer=SimulatedAgentDialer()) as services:
         if not args.no_agent:
             add_simulated_agent(services)
-        results = await run_scenarios(services, scenarios)
+        progress = _EvalProgress(len(scenarios))
+        results = await run_scenarios(services, scenarios, progress)
+        progress.done()
     summary = totals(results)
+    report = judge(results)
     if args.json:
-        print(
-            json.dumps({"scenarios": [r.to_dict() for r in results], "totals": summary}, indent=2)
-        )
+        body = {"scenarios": [r.to_dict() for r in results], "totals": summary, "judgement": report}
+        print(json.dumps(body, indent=2))
     else:
         for r in results:
             mark = "PASS" if r.passed else "FAIL"
             print(f"{mark} {r.scenario.id}: {r.record.outcome}  {'; '.join(r.failures)}")
         print(json.dumps(summary))
+        print("\n".join(format_report(report)))
     return 0 if summary["failed"] == 0 else 1
+
+
+class _EvalProgress:
+    """One line per finished scenario on stderr; on a terminal, one line
+    rewritten in place (stdout stays clean for --json)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, n: int, result: Any) -> None:
+        mark = "pass" if result.passed else "FAIL"
+        line = f"[{n}/{self.total}] {mark} {result.scenario.id}: {result.record.outcome}"
+        if self.tty:
+            print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
 
 
 async def cmd_demo(args: argparse.Namespace, config: Config) -> int:

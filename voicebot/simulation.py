@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import yaml
 
 from voicebot.core.record import CallRecord
+from voicebot.judgement import Judged, judgement
 from voicebot.session.call_session import CallSession
 from voicebot.session.services import Services
 from voicebot.telephony.fixture import FixtureChannel, FixtureError, FixtureTurn, parse_turn
@@ -37,6 +39,10 @@ class Scenario:
     turns: list[FixtureTurn]
     expect: dict[str, Any]
     caller: str | None = None
+    # Optional labels for the report: the group of calls (e.g. "anger") and
+    # the voice that spoke the turns.
+    kind: str = ""
+    voice: str | None = None
 
 
 @dataclass
@@ -58,6 +64,26 @@ class ScenarioResult:
             "record": self.record.to_dict(),
         }
 
+    def judged(self) -> Judged:
+        """This call for the judgement report."""
+        expect, record = self.scenario.expect, self.record
+        transfer = record.transfer or {}
+        turns = record.caller_turns()
+        disclosed = bool(record.turns) and record.turns[0].caller_text is None
+        return Judged(
+            id=self.scenario.id,
+            kind=self.scenario.kind or "unlabelled",
+            expected_outcome=str(expect.get("outcome", record.outcome)),
+            expected_reason=expect.get("reason"),
+            outcome=record.outcome,
+            reason=transfer.get("reason"),
+            heard=tuple(t.caller_text or "" for t in turns),
+            intents=tuple(t.intent for t in turns),
+            signals=tuple(s["name"] for s in transfer.get("signals", [])),
+            disclosed_first=disclosed and record.disclosure is not None,
+            voice=self.scenario.voice,
+        )
+
 
 def load_scenarios(path: Path) -> list[Scenario]:
     """Parse a scenarios YAML; WAV paths are relative to the file."""
@@ -71,7 +97,16 @@ def load_scenarios(path: Path) -> list[Scenario]:
     for entry in data["scenarios"]:
         sid = entry.get("id") or f"scenario-{len(scenarios) + 1}"
         turns = [parse_turn(str(t), path.parent) for t in entry.get("turns", [])]
-        scenarios.append(Scenario(sid, turns, dict(entry.get("expect") or {}), entry.get("caller")))
+        scenarios.append(
+            Scenario(
+                sid,
+                turns,
+                dict(entry.get("expect") or {}),
+                entry.get("caller"),
+                kind=str(entry.get("kind") or ""),
+                voice=entry.get("voice"),
+            )
+        )
     return scenarios
 
 
@@ -95,13 +130,19 @@ def check_expectations(record: CallRecord, expect: dict[str, Any]) -> list[str]:
     return failures
 
 
-async def run_scenarios(services: Services, scenarios: list[Scenario]) -> list[ScenarioResult]:
+async def run_scenarios(
+    services: Services,
+    scenarios: list[Scenario],
+    on_result: Callable[[int, ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
+    """Run each scenario as a call; ``on_result`` sees each result as it lands."""
     results = []
     for scenario in scenarios:
         record = await simulate_call(services, scenario.turns, scenario.caller)
-        results.append(
-            ScenarioResult(scenario, record, check_expectations(record, scenario.expect))
-        )
+        result = ScenarioResult(scenario, record, check_expectations(record, scenario.expect))
+        results.append(result)
+        if on_result is not None:
+            on_result(len(results), result)
     return results
 
 
@@ -124,6 +165,11 @@ def totals(results: list[ScenarioResult]) -> dict[str, Any]:
         ),
         "transferred": sum(r.record.outcome == "transferred" for r in results),
     }
+
+
+def judge(results: list[ScenarioResult]) -> dict[str, Any]:
+    """Outcome and reason figures over the scenarios that state an outcome."""
+    return judgement([r.judged() for r in results if "outcome" in r.scenario.expect])
 
 
 class SimulatedAgentDialer:
