@@ -58,6 +58,8 @@ class ScenarioResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.scenario.id,
+            "kind": self.scenario.kind,
+            "voice": self.scenario.voice,
             "expect": self.scenario.expect,
             "passed": self.passed,
             "failures": self.failures,

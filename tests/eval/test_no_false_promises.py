@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from voicebot.config import PROJECT_ROOT
-from voicebot.session.handover import HandoverTexts
+from voicebot.session.handoff import HandoffTexts as HandoverTexts
 from voicebot.transfer import TransferConfig, TransferPolicy, TurnObservation
 
 RASA = PROJECT_ROOT / "rasa_project"

@@ -376,6 +376,7 @@ def test_dialogue_giving_up_is_complexity_in_its_own_category() -> None:
         ("I want to talk to a humane.", "human"),
         ("It is urgent I get a refund.", None),
         ("Can I get a personal loan?", None),
+        ("I want to open a joint account with my wife.", None),
         ("I don't want a humane society.", None),
     ],
 )

@@ -19,6 +19,7 @@ from voicebot.transfer import (
     VerifiedFacts,
     summary,
 )
+from voicebot.transfer.summary import KB_PREFIX
 
 # A turn with one of these intents got the caller something done (for the
 # transfer policy's "long call without progress" signal).
@@ -53,9 +54,14 @@ def observe(
         audio_stats=turn.audio,
         bot_text=turn.bot_text,
         dialogue_failed=failed,
-        made_progress=(turn.intent in PROGRESS_INTENTS) if not failed else False,
+        made_progress=_progress(turn.intent) if not failed else False,
         dialogue_gave_up=_gave_up(reply),
     )
+
+
+def _progress(intent: str | None) -> bool:
+    """A served skill, or an answer from the knowledge base (kb_<topic>)."""
+    return intent in PROGRESS_INTENTS or (intent or "").startswith(KB_PREFIX)
 
 
 def _gave_up(reply: DialogueReply | None) -> str | None:

@@ -119,7 +119,8 @@ def _code(text: str) -> str:
 
 def sounds_like(heard: str, words: Iterable[str], min_code_len: int) -> str | None:
     """The word in ``words`` that ``heard`` sounds like (Metaphone codes equal,
-    or one edit apart for codes of ``min_code_len`` or more), else None.
+    or one edit apart for codes of ``min_code_len`` or more, and spelt alike),
+    else None.
     Words are compared without spaces: "represent a tive" is one sound."""
     mine = _code(heard)
     if len(mine) < 3:
@@ -127,6 +128,7 @@ def sounds_like(heard: str, words: Iterable[str], min_code_len: int) -> str | No
     for word in words:
         theirs = _code(word)
         slack = 1 if len(theirs) >= min_code_len else 0
-        if jellyfish.levenshtein_distance(mine, theirs) <= slack:
+        spelt = jellyfish.jaro_winkler_similarity(heard.replace(" ", ""), word)
+        if jellyfish.levenshtein_distance(mine, theirs) <= slack and spelt >= 0.75:
             return word
     return None

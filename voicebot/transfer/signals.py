@@ -107,7 +107,8 @@ def asked_for_person(text: str, cfg: TransferConfig) -> str | None:
 def sounds_like_request(text: str, cfg: TransferConfig) -> tuple[str, str] | None:
     """(request word, what was heard) when one to three consecutive words
     sound like a request word (Metaphone) next to a request verb, or make up
-    nearly the whole turn: recogniser slips like "represent a tive"."""
+    nearly the whole turn: recogniser slips like "represent a tive".  Only
+    long words may be heard split ("a joint" is not "agent")."""
     for clause in lexicon.clauses(text):
         if _NEGATIONS.intersection(clause):
             continue
@@ -118,7 +119,7 @@ def sounds_like_request(text: str, cfg: TransferConfig) -> tuple[str, str] | Non
             for i in range(len(clause) - size + 1):
                 heard = " ".join(clause[i : i + size])
                 word = lexicon.sounds_like(heard, cfg.fuzzy_request_words, cfg.fuzzy_min_code_len)
-                if word:
+                if word and (size == 1 or len(word) >= cfg.fuzzy_min_code_len):
                     return word, heard
     return None
 
