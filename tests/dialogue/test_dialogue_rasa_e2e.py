@@ -270,7 +270,8 @@ async def test_asking_for_a_person_while_asking_for_pin_stops_asking(
         ("yes", "Okay."),
         ("hello?", "still here"),
         ("thank you", "welcome"),
-        ("blah flurb", "didn't catch"),
+        # Gibberish may read as a weak "yes" or as nothing: either way the PIN is asked again.
+        ("blah flurb", "PIN"),
         ("432", "didn't catch"),
         (dtmf_message("12", expects_pin=True), "four digits"),
     ],
@@ -335,11 +336,11 @@ NOT_COMPLETED = [
     # No promise of a colleague in Rasa's replies: the transfer policy hands over.
     ("request_human", "Can I talk to a human please?", "Of course"),
     ("request_human", dtmf_message("0", expects_pin=False), "Of course"),
-    ("complaint", "I want to make a complaint about your service.", "complaint"),
+    ("complaint", "I want to make a complaint about your service.", "what happened"),
     ("fraud_dispute", "There's a payment on my account I didn't make.", "block it"),
     ("bereavement", "My husband passed away last week.", "sorry for your loss"),
     ("financial_hardship", "I can't afford my loan repayments anymore.", "difficult"),
-    ("legal_threat", "I'm going to sue you, my lawyer will be in touch.", "legal"),
+    ("legal_threat", "I'm going to sue you, my lawyer will be in touch.", "sorry you feel"),
     ("service_request", "Can I apply for a mortgage?", "can't do that myself"),
     ("out_of_scope", "Can you recommend a good pizza place?", "the bank's customer line"),
     ("kb_card_delivery", "How long will my new card take to come?", "working days"),
