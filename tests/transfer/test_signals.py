@@ -248,7 +248,7 @@ def test_words_per_second_uses_voiced_time() -> None:
         ("legal_threat", 0.75, 1.0),
         ("service_request", 0.9, 1.0),  # a banking need the bot cannot serve
         ("out_of_scope", 0.9, 0.0),  # a wrong number: no agent's time
-        ("fraud_dispute", 0.45, 0.75),  # below min confidence: in proportion
+        ("fraud_dispute", 0.3, 0.75),  # below min confidence: in proportion
         ("check_balance", 0.95, 0.0),
         ("request_human", 0.95, 0.0),
     ],
