@@ -82,10 +82,12 @@ async def cmd_simulate(args: argparse.Namespace, config: Config) -> int:
 
 
 async def cmd_eval(args: argparse.Namespace, config: Config) -> int:
+    from voicebot.judgement import format_report
     from voicebot.runtime import open_services
     from voicebot.simulation import (
         SimulatedAgentDialer,
         add_simulated_agent,
+        judge,
         load_scenarios,
         run_scenarios,
         totals,
@@ -105,12 +107,13 @@ async def cmd_eval(args: argparse.Namespace, config: Config) -> int:
         progress = EvalProgress(len(scenarios), sys.stderr if args.json else sys.stdout)
         results = await run_scenarios(services, scenarios, on_result=progress.show)
     summary = totals(results)
+    report = judge(results)
     if args.json:
-        print(
-            json.dumps({"scenarios": [r.to_dict() for r in results], "totals": summary}, indent=2)
-        )
+        body = {"scenarios": [r.to_dict() for r in results], "totals": summary, "judgement": report}
+        print(json.dumps(body, indent=2))
     else:
         print(json.dumps(summary))
+        print("\n".join(format_report(report)))
     return 0 if summary["failed"] == 0 else 1
 
 

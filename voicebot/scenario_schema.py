@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.core.config_check import suggest
-from voicebot.session.outcome import OUTCOMES
+from voicebot.session.outcome import EXPECTABLE
 from voicebot.transfer.config import REASONS
 
 TOP_LEVEL_KEYS = ("scenarios",)
-SCENARIO_KEYS = ("id", "caller", "turns", "expect")
+SCENARIO_KEYS = ("id", "caller", "turns", "expect", "kind", "voice")
 EXPECT_KEYS = ("outcome", "reason", "intents")
 
 
@@ -71,7 +71,7 @@ def _check_scenario(entry: Mapping[str, Any], where: str) -> None:
 
 def _check_expect(expect: Mapping[str, Any], where: str) -> None:
     _known_keys(expect, EXPECT_KEYS, where)
-    for key, allowed in (("outcome", OUTCOMES), ("reason", REASONS)):
+    for key, allowed in (("outcome", EXPECTABLE), ("reason", REASONS)):
         if key in expect and expect[key] not in allowed:
             raise ScenarioSchemaError(
                 f"{where}.{key} must be one of {', '.join(allowed)}, got {expect[key]!r}"

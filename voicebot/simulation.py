@@ -11,9 +11,10 @@ from typing import Any
 import yaml
 
 from voicebot.core.record import CallRecord
+from voicebot.judgement import Judged, judgement
 from voicebot.scenario_schema import validate_scenarios
 from voicebot.session.call_session import CallSession
-from voicebot.session.outcome import containment
+from voicebot.session.outcome import containment, meets
 from voicebot.session.services import Services
 from voicebot.telephony.fixture import FixtureChannel, FixtureError, FixtureTurn, parse_turn
 
@@ -41,6 +42,10 @@ class Scenario:
     turns: list[FixtureTurn]
     expect: dict[str, Any]
     caller: str | None = None
+    # Optional labels for the report: the group of calls (e.g. "anger") and
+    # the voice that spoke the turns.
+    kind: str = ""
+    voice: str | None = None
 
 
 @dataclass
@@ -56,11 +61,33 @@ class ScenarioResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.scenario.id,
+            "kind": self.scenario.kind,
+            "voice": self.scenario.voice,
             "expect": self.scenario.expect,
             "passed": self.passed,
             "failures": self.failures,
             "record": self.record.to_dict(),
         }
+
+    def judged(self) -> Judged:
+        """This call for the judgement report."""
+        expect, record = self.scenario.expect, self.record
+        transfer = record.transfer or {}
+        turns = record.caller_turns()
+        disclosed = bool(record.turns) and record.turns[0].caller_text is None
+        return Judged(
+            id=self.scenario.id,
+            kind=self.scenario.kind or "unlabelled",
+            expected_outcome=str(expect.get("outcome", record.outcome)),
+            expected_reason=expect.get("reason"),
+            outcome=record.outcome,
+            reason=transfer.get("reason"),
+            heard=tuple(t.caller_text or "" for t in turns),
+            intents=tuple(t.intent for t in turns),
+            signals=tuple(s["name"] for s in transfer.get("signals", [])),
+            disclosed_first=disclosed and record.disclosure is not None,
+            voice=self.scenario.voice,
+        )
 
 
 def load_scenarios(path: Path) -> list[Scenario]:
@@ -74,7 +101,16 @@ def load_scenarios(path: Path) -> list[Scenario]:
     for entry in data["scenarios"]:
         sid = entry["id"]
         turns = [_scenario_turn(t, path, sid) for t in entry["turns"]]
-        scenarios.append(Scenario(sid, turns, dict(entry.get("expect") or {}), entry.get("caller")))
+        scenarios.append(
+            Scenario(
+                sid,
+                turns,
+                dict(entry.get("expect") or {}),
+                entry.get("caller"),
+                kind=str(entry.get("kind") or ""),
+                voice=entry.get("voice"),
+            )
+        )
     return scenarios
 
 
@@ -88,7 +124,7 @@ def _scenario_turn(spec: str, path: Path, sid: str) -> FixtureTurn:
 def check_expectations(record: CallRecord, expect: dict[str, Any]) -> list[str]:
     """Differences between a call record and a scenario's ``expect`` block."""
     failures = []
-    if "outcome" in expect and record.outcome != expect["outcome"]:
+    if "outcome" in expect and not meets(record.outcome, expect["outcome"]):
         failures.append(f"outcome {record.outcome!r} != expected {expect['outcome']!r}")
     if "reason" in expect:
         got = (record.transfer or {}).get("reason")
@@ -144,6 +180,11 @@ def totals(results: list[ScenarioResult]) -> dict[str, Any]:
         "containment": containment([r.record.outcome for r in results]),
         "outcomes": dict(Counter(r.record.outcome for r in results)),
     }
+
+
+def judge(results: list[ScenarioResult]) -> dict[str, Any]:
+    """Outcome and reason figures over the scenarios that state an outcome."""
+    return judgement([r.judged() for r in results if "outcome" in r.scenario.expect])
 
 
 class SimulatedAgentDialer:

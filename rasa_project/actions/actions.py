@@ -32,7 +32,7 @@ from rasa_sdk.events import (
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from . import bank, pin_guard, spoken
+from . import bank, knowledge, pin_guard, spoken
 
 logger = logging.getLogger(__name__)
 
@@ -443,3 +443,51 @@ class ActionRepeat(BankAction):
             dispatcher.utter_message(text=text)
         question = pending_question(tracker)
         return [SlotSet("awaiting_confirmation", question)] if question else []
+
+
+class ActionAnswerFromKnowledge(BankAction):
+    """Speak the knowledge-base answer for the caller's topic (kb_<topic>)."""
+
+    action_name = "action_answer_from_kb"
+
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        text = knowledge.answer_for(intent)
+        if text is None:
+            logger.warning("no knowledge-base answer for %s", intent)
+            text = NOT_UNDERSTOOD
+        dispatcher.utter_message(text=text + " " + ANYTHING_ELSE)
+        return []
+
+
+NOT_UNDERSTOOD = (
+    "Sorry, I didn't quite understand. Could you say that another way? You can also "
+    "press 0 at any time to speak to someone."
+)
+NOT_UNDERSTOOD_AGAIN = (
+    "Sorry, I still didn't understand. Would you like to speak to someone? Say yes, or press 0."
+)
+
+
+def fallbacks_in_a_row(tracker: Tracker) -> int:
+    """Caller turns the NLU could not read, ending with the latest one."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") != "nlu_fallback":
+            break
+        count += 1
+    return count
+
+
+class ActionNotUnderstood(BankAction):
+    """First miss: ask again, with the keypad hint.  Two in a row: offer a
+    person (a "yes" to that offer is an explicit request)."""
+
+    action_name = "action_not_understood"
+
+    def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        again = fallbacks_in_a_row(tracker) >= 2
+        dispatcher.utter_message(text=NOT_UNDERSTOOD_AGAIN if again else NOT_UNDERSTOOD)
+        return []

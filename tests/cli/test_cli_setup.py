@@ -31,7 +31,8 @@ def _interpreter(version: str) -> str:
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     (root / "scripts").mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "scripts" / "setup", root / "scripts" / "setup")
+    for name in ("setup", "model-packages.txt", "model-packages-dev.txt"):
+        shutil.copy(PROJECT_ROOT / "scripts" / name, root / "scripts" / name)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
     (root / "rasa_project").mkdir()
     for name in ("requirements.txt", "constraints.txt"):

@@ -270,7 +270,8 @@ async def test_asking_for_a_person_while_asking_for_pin_stops_asking(
         ("yes", "Okay."),
         ("hello?", "still here"),
         ("thank you", "welcome"),
-        ("blah flurb", "didn't catch"),
+        # Gibberish may read as a weak "yes" or as nothing: either way the PIN is asked again.
+        ("blah flurb", "PIN"),
         ("432", "didn't catch"),
         (dtmf_message("12", expects_pin=True), "four digits"),
     ],
@@ -307,6 +308,22 @@ async def test_pin_request_abandoned(
     assert reply.end_call is end_call
 
 
+async def test_two_misunderstandings_in_a_row_offer_a_person(rasa_client: RasaClient) -> None:
+    call = Call(rasa_client)
+    first = await call.say("blorp zizzle quonk")
+    second = await call.say("blorp zizzle quonk")
+    assert first.intent == second.intent == "nlu_fallback"
+    assert "press 0" in first.text and "would you like to speak to someone" in second.text.lower()
+
+
+async def test_wrong_number_ends_politely_on_no(rasa_client: RasaClient) -> None:
+    call = Call(rasa_client)
+    wrong = await call.say("Is this the hairdresser? I'd like to book a haircut.")
+    assert wrong.intent == "out_of_scope" and "customer line" in wrong.text
+    bye = await call.say("No.")
+    assert bye.end_call and "Goodbye" in bye.text
+
+
 async def test_pin_offered_before_asked_is_not_used(rasa_client: RasaClient) -> None:
     reply = await Call(rasa_client).say("my pin is 4321")
     assert reply.intent == "provide_pin" and reply.pin_verified is None
@@ -316,15 +333,18 @@ async def test_pin_offered_before_asked_is_not_used(rasa_client: RasaClient) -> 
 # ---------------------------------------------------------------- recognised, not completed
 
 NOT_COMPLETED = [
-    ("request_human", "Can I talk to a human please?", "colleague"),
-    ("request_human", dtmf_message("0", expects_pin=False), "colleague"),
-    ("complaint", "I want to make a complaint about your service.", "complaint"),
+    # No promise of a colleague in Rasa's replies: the transfer policy hands over.
+    ("request_human", "Can I talk to a human please?", "Of course"),
+    ("request_human", dtmf_message("0", expects_pin=False), "Of course"),
+    ("complaint", "I want to make a complaint about your service.", "what happened"),
     ("fraud_dispute", "There's a payment on my account I didn't make.", "block it"),
     ("bereavement", "My husband passed away last week.", "sorry for your loss"),
-    ("financial_hardship", "I can't afford my loan repayments anymore.", "colleague"),
-    ("legal_threat", "I'm going to sue you, my lawyer will be in touch.", "legal"),
-    ("out_of_scope", "Can I apply for a mortgage?", "not something I can help with"),
-    ("nlu_fallback", "blorp zizzle quonk", "another way"),
+    ("financial_hardship", "I can't afford my loan repayments anymore.", "difficult"),
+    ("legal_threat", "I'm going to sue you, my lawyer will be in touch.", "sorry you feel"),
+    ("service_request", "Can I apply for a mortgage?", "can't do that myself"),
+    ("out_of_scope", "Can you recommend a good pizza place?", "the bank's customer line"),
+    ("kb_card_delivery", "How long will my new card take to come?", "working days"),
+    ("nlu_fallback", "blorp zizzle quonk", "press 0"),
 ]
 
 

@@ -111,7 +111,7 @@ def test_summary_names_an_intent_from_the_catalog() -> None:
     agent = record.add_turn("agent", "speech", intent="request_human", confidence=0.9)
     assert watch.decide(record, agent, reply("", "request_human"), None) is not None
     assert record.transfer is not None
-    assert "asked about mortgage rates" in record.transfer["summary"]
+    assert "about mortgage rates" in record.transfer["summary"]
 
 
 def test_offsets_follow_the_transport_clock() -> None:

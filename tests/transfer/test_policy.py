@@ -127,13 +127,37 @@ def test_louder_and_faster_speech_tips_a_borderline_call() -> None:
     assert {"louder_voice", "faster_speech"} <= set(raised.signal_names)
 
 
-def test_a_lone_insult_needs_one_more_cue() -> None:
+def test_calling_the_bot_stupid_transfers_but_exasperation_does_not() -> None:
     opening = [say(1, "Hello.", "greet"), say(2, "My balance please.", "check_balance")]
-    alone = run_call([*opening, say(3, "You stupid bot.", "out_of_scope", 0.9)])
-    assert alone.decision is None
-    shouted = run_call([*opening, say(3, "You stupid bot.", "out_of_scope", 0.9, dbfs=-12)])
-    assert shouted.reason == "frustration"
-    assert shouted.signal_names[0] == "abusive_language"
+    insult = run_call([*opening, say(3, "You stupid bot.", "out_of_scope", 0.9)])
+    assert insult.reason == "frustration"
+    assert insult.signal_names[0] == "abusive_language"
+    sigh = run_call([*opening, say(3, "Oh hell, that's a bit annoying.", "out_of_scope", 0.9)])
+    assert sigh.decision is None
+
+
+def test_anger_outranks_a_complexity_topic_and_keeps_it_in_signals() -> None:
+    angry = run_call([say(1, "I'm furious, this is a joke. I want to complain.", "complaint")])
+    assert angry.reason == "frustration"
+    assert {"frustration_words", "complexity"} <= set(angry.signal_names)
+    calm = run_call([say(1, "I'd like to make a complaint about my branch.", "complaint")])
+    assert calm.reason == "complexity"
+
+
+def test_an_insult_right_after_a_wrong_answer_is_frustration() -> None:
+    script = [
+        say(1, "When does the branch close?", "opening_hours"),
+        say(2, "That's not what I asked, you moron.", "correction", 0.8),
+    ]
+    result = run_call(script)
+    assert result.reason == "frustration" and result.decision.turn_index == 2
+    assert {"abusive_language", "frustration_words"} <= set(result.signal_names)
+
+
+def test_a_banking_request_the_bot_cannot_serve_goes_at_once() -> None:
+    result = run_call([say(1, "I need to cancel a transfer I made.", "service_request", 0.8)])
+    assert result.reason == "complexity"
+    assert "banking_request" in result.decision.signals[0].evidence
 
 
 def test_tone_alone_takes_two_sustained_turns() -> None:
@@ -206,7 +230,7 @@ def test_turns_must_arrive_in_order() -> None:
         (calls.LONG_NO_PROGRESS, TransferConfig(no_progress_turns=20, no_progress_s=900), None),
         (
             [say(1, "Hi.", "greet"), say(2, "Do you sell car insurance?", "out_of_scope")],
-            TransferConfig(complexity_weights={"out_of_scope": 1.0}),
+            TransferConfig(complexity_intents={"out_of_scope": "out_of_scope"}),
             "complexity",
         ),
         (

@@ -246,8 +246,9 @@ def test_words_per_second_uses_voiced_time() -> None:
         ("bereavement", 0.8, 1.0),
         ("financial_hardship", 0.7, 1.0),
         ("legal_threat", 0.75, 1.0),
-        ("out_of_scope", 0.9, 0.5),  # small talk happens; twice is a pattern
-        ("fraud_dispute", 0.45, 0.75),  # below min confidence: in proportion
+        ("service_request", 0.9, 1.0),  # a banking need the bot cannot serve
+        ("out_of_scope", 0.9, 0.0),  # a wrong number: no agent's time
+        ("fraud_dispute", 0.3, 0.75),  # below min confidence: in proportion
         ("check_balance", 0.95, 0.0),
         ("request_human", 0.95, 0.0),
     ],
@@ -256,9 +257,9 @@ def test_complexity_by_intent(intent: str, confidence: float, expected: float) -
     assert value(sig.complexity, say(1, "words", intent, confidence)) == pytest.approx(expected)
 
 
-def test_out_of_scope_adds_up_over_the_call() -> None:
-    first = say(1, "What's the weather like?", "out_of_scope", 0.9)
-    got = sig.complexity(say(2, "Can I get a mortgage?", "out_of_scope", 0.9), [first], CFG)
+def test_weak_evidence_adds_up_over_the_call() -> None:
+    first = say(1, "Something about a payment?", "service_request", 0.3)
+    got = sig.complexity(say(2, "A payment I want back.", "service_request", 0.3), [first], CFG)
     assert got.value == 1.0 and "turn 1" in got.evidence and "turn 2" in got.evidence
 
 
@@ -339,6 +340,7 @@ def test_every_signal_is_computed_every_turn() -> None:
         "explicit_request",
         "negative_sentiment",
         "abusive_language",
+        "frustration_words",
         "repetition",
         "misunderstanding",
         "louder_voice",
@@ -364,3 +366,33 @@ def test_dialogue_giving_up_is_complexity_in_its_own_category() -> None:
     decision = policy.observe(turn)
     assert decision is not None and decision.reason == "complexity"
     assert "identity_failed" in decision.signals[0].evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Let me speak to a represent a tive.", "representative"),
+        ("Representative.", "representative"),
+        ("I want to talk to a humane.", "human"),
+        ("It is urgent I get a refund.", None),
+        ("Can I get a personal loan?", None),
+        ("I want to open a joint account with my wife.", None),
+        ("I don't want a humane society.", None),
+    ],
+)
+def test_explicit_ask_survives_recogniser_slips(text: str, expected: str | None) -> None:
+    heard = sig.sounds_like_request(text, CFG)
+    assert (heard[0] if heard else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fired"),
+    [
+        ("This is a complete waste of my time.", 1.0),
+        ("You're not listening to me.", 0.6),
+        ("Oh, that's a shame. Okay, thanks.", 0.0),
+        ("That's a bit annoying but fine.", 0.0),
+    ],
+)
+def test_frustration_words_about_the_bot(text: str, fired: float) -> None:
+    assert value(sig.frustration_words, say(1, text)) == pytest.approx(fired)

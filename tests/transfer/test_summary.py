@@ -10,7 +10,7 @@ from voicebot.transfer import VerifiedFacts, summary
 DEMO = VerifiedFacts(caller_id="+15550100", caller_id_matched=None, pin_verified=True)
 
 
-def test_frustrated_caller_who_then_asks_for_a_person() -> None:
+def test_frustrated_caller_who_says_they_were_misunderstood() -> None:
     script = [
         say(1, "Hi.", "greet"),
         say(2, "I'd like my balance.", "check_balance"),
@@ -21,8 +21,8 @@ def test_frustrated_caller_who_then_asks_for_a_person() -> None:
     ]
     result = run_call(script)
     assert summary(script, result.decision, DEMO) == (
-        "Caller +15550100 asked about balance (PIN verified), became frustrated after "
-        "2 misunderstandings; wants a person."
+        "Frustrated about their balance (“And the thing with the payments from last week?”); "
+        "misunderstood 2 times; had to repeat themself; needs a person. +15550100, PIN verified."
     )
 
 
@@ -30,8 +30,8 @@ def test_complexity_summary_names_the_topic_and_verification() -> None:
     result = run_call(calls.FRAUD)
     facts = VerifiedFacts("+15550100", caller_id_matched=True, pin_verified=False)
     assert summary(calls.FRAUD, result.decision, facts) == (
-        "Caller +15550100 asked about a fraud or disputed charge (caller ID matched, PIN not "
-        "verified), needs a person for a fraud or disputed charge."
+        "Calling about a payment they don't recognise; needs a person. "
+        "+15550100, caller ID matched, PIN not verified."
     )
 
 
@@ -39,21 +39,22 @@ def test_frustration_summary() -> None:
     result = run_call(calls.FRUSTRATION_RISING)
     line = summary(calls.FRUSTRATION_RISING, result.decision, VerifiedFacts())
     assert line == (
-        "Caller (no caller ID) made no clear request, became frustrated after 3 misunderstandings."
+        "Angry, says “Hi, I want to see my recent transactions.”; misunderstood 3 times; "
+        "had to repeat themself; needs a person. No caller ID."
     )
 
 
 def test_keypad_zero_and_unknown_verification() -> None:
     result = run_call(calls.DTMF_ZERO)
     assert summary(calls.DTMF_ZERO, result.decision, VerifiedFacts("+15550199")) == (
-        "Caller +15550199 made no clear request, pressed 0 for a person."
+        "Calling, no clear request; pressed 0 for a person. +15550199."
     )
 
 
 def test_contained_call() -> None:
     result = run_call(calls.ROUTINE_BALANCE)
     assert summary(calls.ROUTINE_BALANCE, result.decision, DEMO) == (
-        "Caller +15550100 asked about balance (PIN verified), handled by the assistant."
+        "Asked about their balance; handled by the assistant. +15550100, PIN verified."
     )
 
 
@@ -61,3 +62,12 @@ def test_summary_never_contains_the_pin() -> None:
     result = run_call([*calls.ROUTINE_BALANCE[:3], say(4, "Agent.", "request_human")])
     line = summary(calls.ROUTINE_BALANCE, result.decision, DEMO)
     assert "4321" not in line
+
+
+def test_a_request_without_a_label_is_quoted_in_the_callers_words() -> None:
+    script = [say(1, "Screw you. I want my money back from that shop.", "service_request", 0.9)]
+    result = run_call(script)
+    line = summary(script, result.decision, VerifiedFacts("+15550100"))
+    assert line == (
+        "Angry, says “Screw you. I want my money back from that shop.”; needs a person. +15550100."
+    )

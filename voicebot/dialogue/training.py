@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from voicebot.dialogue.knowledge import write_training_files
 from voicebot.dialogue.paths import (
     RASA_PROJECT_DIR,
     RasaSetupError,
@@ -29,6 +30,8 @@ from voicebot.dialogue.paths import (
 )
 
 MODEL_PREFIX = "voicebot-"
+# The bank's knowledge base: generated into intents and rules at training.
+KNOWLEDGE_FILE = "knowledge.yml"
 # Not inputs of the model: outputs, caches, and the demo bank's runtime data.
 _SKIP_DIRS = {"models", ".rasa", "__pycache__", ".pytest_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = (".pyc", ".sqlite3", ".sqlite3-journal", ".sqlite3-wal", ".sqlite3-shm", ".tmp")
@@ -40,7 +43,7 @@ class TrainingError(RuntimeError):
 
 # What ``rasa train`` reads: editing an action, the demo bank or a README must
 # not force a retrain (actions run in their own server, outside the model).
-_TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
+_TRAINING_INPUTS = ("config.yml", "domain.yml", "data", KNOWLEDGE_FILE)
 
 
 def _project_files(project_dir: Path) -> Iterator[Path]:
@@ -104,9 +107,11 @@ def train(force: bool = False, project_dir: Path = RASA_PROJECT_DIR, verbose: bo
             return target
         with tempfile.TemporaryDirectory(dir=models_dir, prefix=".training-") as out:
             log = Path(out) / "train.log"
+            domain_dir, kb_data = _knowledge_inputs(project_dir, Path(out))
             command = [
                 *cli, "train",
-                "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
+                "--config", "config.yml", "--domain", str(domain_dir),
+                "--data", "data", *([str(kb_data)] if kb_data else []),
                 "--out", out, "--fixed-model-name", target.name.removesuffix(".tar.gz"),
             ]  # fmt: skip
             started = time.monotonic()
@@ -134,6 +139,17 @@ def train(force: bool = False, project_dir: Path = RASA_PROJECT_DIR, verbose: bo
             file=sys.stderr,
         )
     return target
+
+
+def _knowledge_inputs(project_dir: Path, out: Path) -> tuple[Path, Path | None]:
+    """A domain folder (domain.yml plus the knowledge-base intents) and the
+    generated knowledge-base data file; just domain.yml when there is no KB."""
+    knowledge = project_dir / KNOWLEDGE_FILE
+    if not knowledge.is_file():
+        return project_dir / "domain.yml", None
+    domain_dir, data = write_training_files(knowledge, out / "generated")
+    (domain_dir / "domain.yml").write_bytes((project_dir / "domain.yml").read_bytes())
+    return domain_dir, data
 
 
 def _tail(log: Path, lines: int = 40) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from voicebot.core.record import CallRecord
+from voicebot.transfer.summary import KB_PREFIX
 
 SERVED = "served"  # the bot answered at least one request (a progress intent)
 ABANDONED = "abandoned"  # the caller left (or stayed silent) before being served
@@ -19,6 +20,12 @@ CALLBACK = "callback"  # nobody was free; the caller accepted a call back
 NO_AGENT = "no_agent"  # nobody was free and no callback was taken
 
 OUTCOMES = (SERVED, ABANDONED, FAILED, TRANSFERRED, CALLBACK, NO_AGENT)
+
+# What a scenario may expect besides an outcome: "contained" = the call stayed
+# with the bot (served, or a wrong-number caller who left), i.e. no person's time.
+CONTAINED = "contained"
+KEPT = (SERVED, ABANDONED)
+EXPECTABLE = (*OUTCOMES, CONTAINED)
 
 # End reasons that mean voicebot, not the caller, ended the call.
 FAILURE_REASONS = ("repeated technical failures", "session failed")
@@ -30,9 +37,19 @@ def final_outcome(record: CallRecord, reason: str, progress: Collection[str]) ->
         return record.outcome
     if reason.startswith(FAILURE_REASONS):
         return FAILED
-    if any(turn.intent in progress and not turn.error for turn in record.caller_turns()):
+    if any(is_progress(turn.intent, progress) and not turn.error for turn in record.caller_turns()):
         return SERVED
     return ABANDONED
+
+
+def is_progress(intent: str | None, progress: Collection[str]) -> bool:
+    """A served skill, or an answer from the knowledge base (kb_<topic>)."""
+    return bool(intent) and (intent in progress or str(intent).startswith(KB_PREFIX))
+
+
+def meets(outcome: str, expected: str) -> bool:
+    """Whether a call's outcome is what a scenario expected ("contained" = kept)."""
+    return outcome in KEPT if expected == CONTAINED else outcome == expected
 
 
 def containment(outcomes: Collection[str]) -> float | None:

@@ -14,6 +14,7 @@ from voicebot.core.logs import CallLogger
 from voicebot.core.record import CallRecord, Turn
 from voicebot.dialogue.intents import IntentCatalog
 from voicebot.dialogue.rasa_client import DialogueReply
+from voicebot.session.outcome import is_progress
 from voicebot.transfer import (
     TransferConfig,
     TransferDecision,
@@ -54,7 +55,7 @@ def observe(
         audio_stats=turn.audio,
         bot_text=turn.bot_text,
         dialogue_failed=failed,
-        made_progress=(turn.intent in progress) if not failed else False,
+        made_progress=is_progress(turn.intent, progress) if not failed else False,
         dialogue_gave_up=gave_up or _gave_up(reply),
     )
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import jellyfish
 from better_profanity import Profanity
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -109,3 +110,25 @@ def is_profane(word: str, allowed: Iterable[str]) -> bool:
 
 def _strip(token: str) -> str:
     return re.sub(r"^[^\w*]+|[^\w*]+$", "", token.lower())
+
+
+@lru_cache(maxsize=256)
+def _code(text: str) -> str:
+    return jellyfish.metaphone(text.replace(" ", ""))
+
+
+def sounds_like(heard: str, words: Iterable[str], min_code_len: int) -> str | None:
+    """The word in ``words`` that ``heard`` sounds like (Metaphone codes equal,
+    or one edit apart for codes of ``min_code_len`` or more, and spelt alike),
+    else None.
+    Words are compared without spaces: "represent a tive" is one sound."""
+    mine = _code(heard)
+    if len(mine) < 3:
+        return None
+    for word in words:
+        theirs = _code(word)
+        slack = 1 if len(theirs) >= min_code_len else 0
+        spelt = jellyfish.jaro_winkler_similarity(heard.replace(" ", ""), word)
+        if jellyfish.levenshtein_distance(mine, theirs) <= slack and spelt >= 0.75:
+            return word
+    return None

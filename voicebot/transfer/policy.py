@@ -45,6 +45,7 @@ CATEGORY_LABELS: dict[str, str] = {
     "bereavement": "a bereavement",
     "financial_hardship": "financial hardship",
     "legal_threat": "a legal matter",
+    "banking_request": "a banking request the assistant cannot handle",
     "out_of_scope": "requests the assistant does not handle",
     "multi_part": "several requests at once",
     "identity_failed": "an identity check that failed three times",
@@ -52,6 +53,7 @@ CATEGORY_LABELS: dict[str, str] = {
 
 _CUE_PHRASES: dict[str, str] = {
     "abusive_language": "abusive language",
+    "frustration_words": "said how fed up they are",
     "negative_sentiment": "negative tone",
     "repetition": "had to repeat themself",
     "misunderstanding": "misunderstandings",
@@ -155,6 +157,12 @@ def turn_evidence(signals: tuple[Signal, ...] | list[Signal], cfg: TransferConfi
     return 1.0 - calm
 
 
+def emotional_evidence(signals: tuple[Signal, ...] | list[Signal], cfg: TransferConfig) -> float:
+    """The turn evidence of the emotional signals alone (abuse, tone, the
+    caller's words about the bot), without misunderstandings or repeats."""
+    return turn_evidence([s for s in signals if s.name in cfg.emotional_signals], cfg)
+
+
 def next_score(
     previous: float, evidence: float, turn: TurnObservation, cfg: TransferConfig
 ) -> float:
@@ -210,17 +218,26 @@ class TransferPolicy:
         )
 
     def _trigger(self, signals: tuple[Signal, ...]) -> tuple[Reason, str] | None:
-        """First rule that holds.  A caller who asks gets what they asked
-        for; a broken dialogue goes next; a specialist topic outranks
-        frustration because it decides which agent should answer."""
+        """First rule that holds: explicit > frustration > complexity.
+
+        A caller who asks gets what they asked for; a broken dialogue goes
+        next.  An angry caller is transferred for frustration even when a
+        complexity topic fired on the same turn (the agent must know they
+        are angry; the topic stays in ``signals``); a specialist topic
+        outranks frustration that is only a trend of misunderstandings."""
         cfg, by_name = self.config, {s.name: s for s in signals}
         if by_name[EXPLICIT_REQUEST].value >= 1.0:
             return "explicit", EXPLICIT_REQUEST
         if by_name[DIALOGUE_FAILURE].value >= 1.0:
             return cfg.dialogue_failure_reason, DIALOGUE_FAILURE
-        if by_name[COMPLEXITY].value >= cfg.complexity_threshold:
+        complex_ = by_name[COMPLEXITY].value >= cfg.complexity_threshold
+        frustrated = self.state.score >= cfg.frustration_threshold
+        angry = emotional_evidence(signals, cfg) >= cfg.emotional_threshold
+        if angry and (frustrated or complex_):
+            return "frustration", FRUSTRATION_SCORE
+        if complex_:
             return "complexity", COMPLEXITY
-        if self.state.score >= cfg.frustration_threshold:
+        if frustrated:
             return "frustration", FRUSTRATION_SCORE
         if by_name[NO_PROGRESS].value >= 1.0:
             return cfg.no_progress_reason, NO_PROGRESS

@@ -25,6 +25,7 @@ from voicebot.transfer.observation import TurnObservation, count_words
 EXPLICIT_REQUEST = "explicit_request"
 NEGATIVE_SENTIMENT = "negative_sentiment"
 ABUSIVE_LANGUAGE = "abusive_language"
+FRUSTRATION_WORDS = "frustration_words"
 REPETITION = "repetition"
 MISUNDERSTANDING = "misunderstanding"
 LOUDER_VOICE = "louder_voice"
@@ -80,6 +81,9 @@ def explicit_request(turn: TurnObservation, history: History, cfg: TransferConfi
     phrase = asked_for_person(turn.caller_text, cfg)
     if phrase:
         return Signal(EXPLICIT_REQUEST, 1.0, f'said "{phrase}"')
+    heard = sounds_like_request(turn.caller_text, cfg)
+    if heard:
+        return Signal(EXPLICIT_REQUEST, 1.0, f'said "{heard[0]}" (heard as "{heard[1]}")')
     if turn.intent in cfg.affirm_intents and history and _offered_person(history[-1], cfg):
         return Signal(EXPLICIT_REQUEST, 1.0, "said yes when offered a person")
     return Signal(EXPLICIT_REQUEST, 0.0)
@@ -97,6 +101,26 @@ def asked_for_person(text: str, cfg: TransferConfig) -> str | None:
             position = _find(tokens, phrase.split())
             if position is not None and not _NEGATIONS.intersection(tokens[:position]):
                 return phrase
+    return None
+
+
+def sounds_like_request(text: str, cfg: TransferConfig) -> tuple[str, str] | None:
+    """(request word, what was heard) when one to three consecutive words
+    sound like a request word (Metaphone) next to a request verb, or make up
+    nearly the whole turn: recogniser slips like "represent a tive".  Only
+    long words may be heard split ("a joint" is not "agent")."""
+    for clause in lexicon.clauses(text):
+        if _NEGATIONS.intersection(clause):
+            continue
+        short = len(clause) <= 3
+        if not short and not set(clause) & set(cfg.fuzzy_context_words):
+            continue
+        for size in (3, 2, 1):
+            for i in range(len(clause) - size + 1):
+                heard = " ".join(clause[i : i + size])
+                word = lexicon.sounds_like(heard, cfg.fuzzy_request_words, cfg.fuzzy_min_code_len)
+                if word and (size == 1 or len(word) >= cfg.fuzzy_min_code_len):
+                    return word, heard
     return None
 
 
@@ -130,6 +154,22 @@ def negative_sentiment(turn: TurnObservation, history: History, cfg: TransferCon
     return Signal(
         NEGATIVE_SENTIMENT, _clamp(-mood.compound), f"VADER compound {mood.compound:+.2f}{detail}"
     )
+
+
+def frustration_words(turn: TurnObservation, history: History, cfg: TransferConfig) -> Signal:
+    """The caller's own words about the bot, the call or their mood
+    ("useless", "waste of my time", "I'm furious"); the strongest counts."""
+    said = lexicon.normalise(turn.caller_text)
+    found = [
+        (strength, phrase)
+        for phrase, strength in cfg.frustration_phrases.items()
+        if lexicon.contains_phrase(said, phrase)
+    ]
+    if not found:
+        return Signal(FRUSTRATION_WORDS, 0.0)
+    strongest = max(strength for strength, _ in found)
+    phrases = ", ".join(f'"{p}"' for _, p in sorted(found, key=lambda f: -f[0]))
+    return Signal(FRUSTRATION_WORDS, _clamp(strongest), f"said {phrases}")
 
 
 # "you" and names for the bot itself; not "system" or "machine", which callers
@@ -492,6 +532,7 @@ SIGNALS: tuple[SignalFn, ...] = (
     explicit_request,
     negative_sentiment,
     abusive_language,
+    frustration_words,
     repetition,
     misunderstanding,
     louder_voice,

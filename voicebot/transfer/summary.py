@@ -1,8 +1,12 @@
-"""The one line an agent reads before picking up.
+"""The line an agent reads before picking up, written the way a colleague would.
+
+"Angry about a card payment they don't recognise ("you stupid bot"), after 2
+misunderstandings; needs a person.  +15550100, caller ID matched, PIN verified."
 
 Pure: built from the turns the policy saw, its decision, and verification
 facts the session passes in (never the PIN itself), so the line can only
-claim what the call record shows.
+claim what the call record shows.  A request the assistant has no label for
+is quoted in the caller's own (redacted) words.
 """
 
 from __future__ import annotations
@@ -12,22 +16,37 @@ from dataclasses import dataclass
 
 from voicebot.transfer.config import TransferConfig
 from voicebot.transfer.observation import TurnObservation
-from voicebot.transfer.policy import TransferDecision, misunderstanding_count
+from voicebot.transfer.policy import (
+    CATEGORY_LABELS,
+    TransferDecision,
+    emotional_evidence,
+    misunderstanding_count,
+)
+from voicebot.transfer.signals import (
+    ABUSIVE_LANGUAGE,
+    EXPLICIT_REQUEST,
+    REPETITION,
+    Signal,
+    compute_signals,
+)
 
 INTENT_LABELS: dict[str, str] = {
-    "check_balance": "balance",
+    "check_balance": "their balance",
     "recent_transactions": "recent transactions",
     "lost_card": "a lost or stolen card",
     "reset_password": "a password reset",
     "opening_hours": "opening hours",
     "complaint": "a complaint",
-    "fraud_dispute": "a fraud or disputed charge",
+    "fraud_dispute": "a payment they don't recognise",
     "bereavement": "a bereavement",
     "financial_hardship": "financial hardship",
     "legal_threat": "legal action",
-    "out_of_scope": "something the assistant does not handle",
 }
-_MAX_TOPICS = 3
+# Intents whose topic is best told in the caller's own words.
+QUOTED_INTENTS = frozenset({"service_request", "out_of_scope", "nlu_fallback", "complaint"})
+KB_PREFIX = "kb_"
+_MAX_TOPICS = 2
+_MAX_QUOTE_WORDS = 18
 
 
 @dataclass(frozen=True)
@@ -46,58 +65,119 @@ def summary(
     config: TransferConfig | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> str:
-    """E.g. "Caller +15550100 asked about balance (PIN verified), became
-    frustrated after 2 misunderstandings; wants a person."  ``labels`` name the
-    intents (the Rasa project's intents.yml; the bank's by default)."""
+    """Two short sentences: how the caller is and what they need; who they are.
+    ``labels`` name the intents (the Rasa project's intents.yml; the bank's by default)."""
     facts = facts or VerifiedFacts()
     cfg = config or TransferConfig()
-    who = f"Caller {facts.caller_id}" if facts.caller_id else "Caller (no caller ID)"
-    head = f"{who} {_asked(turns, INTENT_LABELS if labels is None else labels)}"
-    checks = _verification(facts)
-    if checks:
-        head += f" ({checks})"
-    return f"{head}, {_outcome(turns, decision, cfg)}."
+    about = _about(turns, INTENT_LABELS if labels is None else labels)
+    if decision is None:
+        return f"Asked {about}; handled by the assistant. {_who(facts)}"
+    mood = _mood(turns, decision, cfg)
+    lead = f"{mood} {about}" if about.startswith("about") else f"{mood}, {about}"
+    history = _history(turns, decision, cfg, about)
+    parts = [lead, *history, _need(decision, about)]
+    return f"{'; '.join(parts)}. {_who(facts)}"
 
 
-def _asked(turns: Sequence[TurnObservation], labels: Mapping[str, str]) -> str:
+def topic_label(intent: str | None, labels: Mapping[str, str] = INTENT_LABELS) -> str | None:
+    """How the agent reads an intent: a fixed label, a knowledge-base topic
+    ("kb_card_delivery" -> "card delivery"), or None when unknown."""
+    if not intent:
+        return None
+    if intent in labels:
+        return labels[intent]
+    if intent.startswith(KB_PREFIX):
+        return intent.removeprefix(KB_PREFIX).replace("_", " ")
+    return None
+
+
+def _about(turns: Sequence[TurnObservation], labels: Mapping[str, str]) -> str:
     topics: list[str] = []
+    quote = ""
     for turn in turns:
-        label = labels.get(turn.intent or "")
+        if turn.intent in QUOTED_INTENTS and not quote and turn.caller_text.strip():
+            quote = _quoted(turn.caller_text)
+        label = topic_label(turn.intent, labels)
         if label and label not in topics:
             topics.append(label)
-    if not topics:
-        return "made no clear request"
-    topics = topics[:_MAX_TOPICS]
-    listed = topics[0] if len(topics) == 1 else ", ".join(topics[:-1]) + " and " + topics[-1]
-    return f"asked about {listed}"
-
-
-def _verification(facts: VerifiedFacts) -> str:
     parts = []
+    if topics:
+        parts.append("about " + (" and ".join(topics[:_MAX_TOPICS])))
+    if quote:
+        parts.append(f"({quote})" if topics else f"says {quote}")
+    return " ".join(parts) if parts else "no clear request"
+
+
+def _quoted(text: str) -> str:
+    words = text.split()
+    cut = " ".join(words[:_MAX_QUOTE_WORDS]) + ("…" if len(words) > _MAX_QUOTE_WORDS else "")
+    return f"“{cut}”"
+
+
+def _mood(turns: Sequence[TurnObservation], decision: TransferDecision, cfg: TransferConfig) -> str:
+    """Angry when emotional signals fired hard on some turn, frustrated when
+    the trend built up, otherwise nothing to warn the agent about."""
+    history: list[TurnObservation] = []
+    peak = 0.0
+    for turn in turns:
+        peak = max(peak, emotional_evidence(compute_signals(turn, history, cfg), cfg))
+        history.append(turn)
+    if peak >= cfg.emotional_threshold:
+        return "Angry"
+    if decision.reason == "frustration" or decision.score >= cfg.frustration_threshold / 2:
+        return "Frustrated"
+    return "Calling"
+
+
+def _history(
+    turns: Sequence[TurnObservation],
+    decision: TransferDecision,
+    cfg: TransferConfig,
+    about: str,
+) -> list[str]:
+    """What happened on the way: the insult, the misunderstandings, repeats."""
+    by_name: dict[str, Signal] = {s.name: s for s in decision.signals}
+    notes = []
+    insult = by_name.get(ABUSIVE_LANGUAGE)
+    if insult and insult.evidence.count('"') >= 2:
+        words = insult.evidence.split('"')[1]
+        if words.lower() not in about.lower():
+            notes.append(f"called it “{words}”")
+    misses = misunderstanding_count(list(turns), cfg)
+    if misses >= 2:
+        notes.append(f"misunderstood {misses} times")
+    if REPETITION in by_name:
+        notes.append("had to repeat themself")
+    return notes
+
+
+def _need(decision: TransferDecision, about: str) -> str:
+    if decision.reason == "explicit":
+        explicit = next((s for s in decision.signals if s.name == EXPLICIT_REQUEST), None)
+        pressed = explicit is not None and explicit.evidence.startswith("pressed")
+        return "pressed 0 for a person" if pressed else "wants a person"
+    if decision.reason == "complexity":
+        label = decision.summary_hint.removeprefix("needs a person for ")
+        topical = label in CATEGORY_LABELS.values() and label not in _TOPIC_CATEGORIES
+        return f"needs a person for {label}" if topical and label not in about else "needs a person"
+    return "needs a person"
+
+
+# Complexity categories the topic already names (no need to say them twice).
+_TOPIC_CATEGORIES = frozenset(
+    CATEGORY_LABELS[c]
+    for c in (
+        "complaint", "fraud_dispute", "bereavement", "financial_hardship", "legal_threat",
+        "banking_request",
+    )
+)  # fmt: skip
+
+
+def _who(facts: VerifiedFacts) -> str:
+    who = facts.caller_id or "No caller ID"
+    parts = [who]
     if facts.caller_id_matched is not None:
         parts.append("caller ID matched" if facts.caller_id_matched else "caller ID not on file")
     if facts.pin_verified is not None:
         parts.append("PIN verified" if facts.pin_verified else "PIN not verified")
-    return ", ".join(parts)
-
-
-def _outcome(
-    turns: Sequence[TurnObservation], decision: TransferDecision | None, cfg: TransferConfig
-) -> str:
-    if decision is None:
-        return "handled by the assistant"
-    if decision.reason == "frustration":
-        return decision.summary_hint
-    mood = _mood(turns, decision, cfg)
-    return f"{mood}; {decision.summary_hint}" if mood else decision.summary_hint
-
-
-def _mood(turns: Sequence[TurnObservation], decision: TransferDecision, cfg: TransferConfig) -> str:
-    """Mention frustration that built up even when it was not the trigger:
-    the agent should know the caller is already annoyed."""
-    misses = misunderstanding_count(list(turns), cfg)
-    if misses >= 2:
-        return f"became frustrated after {misses} misunderstandings"
-    if decision.score >= cfg.frustration_threshold / 2:
-        return "became frustrated"
-    return ""
+    return ", ".join(parts) + "."
