@@ -250,6 +250,7 @@ class SipCall(CallLeg):
                 peer=f"{self.dialog.peer[0]}:{self.dialog.peer[1]}",
                 codec=self.plan and self.plan.codec,
             )
+            self.limit_duration()
             self.ua.start_handler(self)
 
     def _on_notify(self, request: Request, tx: ServerTransaction) -> None:

@@ -221,12 +221,19 @@ class RawRequest:
         return raw
 
     def bad_request(self, reason: str, to_tag: str) -> bytes:
-        lines = ["SIP/2.0 400 Bad Request"]
+        return self.stateless(400, reason, to_tag)
+
+    def stateless(
+        self, code: int, reason: str, to_tag: str, extra: Iterable[tuple[str, str]] = ()
+    ) -> bytes:
+        """A final response built from the raw headers, no transaction kept."""
+        lines = [f"SIP/2.0 {code} {REASONS.get(code, 'Error')}"]
         for name in MANDATORY_HEADERS:
             for value in self.headers.get(name, []):
                 if name == "To" and "tag=" not in value:
                     value += f";tag={to_tag}"
                 lines.append(f"{name}: {value}")
+        lines += [f"{name}: {value}" for name, value in extra]
         lines += [f'Warning: 399 voicebot "{_quote_warning(reason)}"', "Content-Length: 0"]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 

@@ -20,6 +20,8 @@ from voicebot.core.net import Addr
 from voicebot.telephony.sip.message import (
     MAGIC_COOKIE,
     header_tag,
+    make_response,
+    new_tag,
     response_address,
     transaction_branch,
 )
@@ -62,6 +64,7 @@ class TransactionLayer:
             request, response_address(request, source), self._send, self.timers, self._forget_server
         )
         self._server[key] = tx
+        tx.arm_safety(self.timers.timeout, lambda: make_response(request, 500, to_tag=new_tag()))
         return tx
 
     def invite_transaction(self, request: Request) -> ServerTransaction | None:
