@@ -33,7 +33,14 @@ def test_sendable(addr: tuple[str, int], ok: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "via_params", [";rport=70000", ";rport=0", ";rport=abc", ";received=10.9.9.9;rport=5", ";received=attacker.example"]
+    "via_params",
+    [
+        ";rport=70000",
+        ";rport=0",
+        ";rport=abc",
+        ";received=10.9.9.9;rport=5",
+        ";received=attacker.example",
+    ],
 )
 async def test_responses_go_to_the_socket_address_whatever_the_via_says(
     via_params: str, caplog: pytest.LogCaptureFixture

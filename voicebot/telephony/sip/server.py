@@ -223,7 +223,10 @@ class SipServer:
             busy[0] += same_ip(call.dialog.peer[0], source[0])
             busy[1] += 1
         reserved = self.config.trunk_reserved_calls if self.config.trunks else 0
-        if busy[0] >= self.config.max_calls_per_source or busy[1] >= self.config.max_calls - reserved:
+        if (
+            busy[0] >= self.config.max_calls_per_source
+            or busy[1] >= self.config.max_calls - reserved
+        ):
             return 503, [("Retry-After", "30")]
         return None
 

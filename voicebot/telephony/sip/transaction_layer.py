@@ -134,7 +134,11 @@ def _consume(future: asyncio.Future[Response]) -> None:
 def server_key(request: Request, method: str | None = None) -> tuple[Any, ...]:
     """§17.2.3: branch + sent-by + method (ACK and CANCEL look up their INVITE)."""
     top = request.via[0]
-    sent_by = (top.host, top.port)
+    # The transport stamped where the request really came from: part of the
+    # key, so a stranger who copies a branch cannot own (or answer) the
+    # caller's transaction.
+    params = top.parameters
+    sent_by = (top.host, top.port, params.get("received"), params.get("rport"))
     method = method or request.method
     branch = top.parameters.get("branch") or ""
     if branch.startswith(MAGIC_COOKIE):

@@ -92,7 +92,8 @@ class SipTransport:
         self._port = config.listen_port
         self._limiter = SourceLimiter(config.source_rate, config.source_burst)
         # Stateless 503s to over-budget sources are themselves budgeted.
-        self._answers = SourceLimiter(config.source_rate / 10, config.source_rate / 10)
+        answers = max(1.0, config.source_rate / 10)
+        self._answers = SourceLimiter(answers, answers)
         self.warn = LogLimiter(log)
         self.dropped: Counter[str] = Counter()
 
