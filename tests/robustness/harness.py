@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from voicebot.telephony.sip import SipServer
 
@@ -155,3 +157,107 @@ def _drain(sock: socket.socket) -> None:
             sock.recv(65535)
         except (BlockingIOError, OSError):
             return
+
+
+class EchoHandler:
+    """A call session stand-in for latency runs: every caller frame is played
+    straight back, so reply latency = the server's media path (RTP in, jitter
+    buffer, clock, RTP out) without STT or Rasa."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.hangups: Counter[str] = Counter()
+
+    async def __call__(self, channel: object) -> None:
+        from voicebot.core.frames import AudioFrame, HangupFrame
+
+        self.calls += 1
+        async for frame in channel.frames():  # type: ignore[attr-defined]
+            if isinstance(frame, AudioFrame):
+                channel.output.write(frame.pcm)  # type: ignore[attr-defined]
+            elif isinstance(frame, HangupFrame):
+                self.hangups[frame.reason] += 1
+
+
+class SoakHandler:
+    """Plays a clip and reads every frame, keeping only counts (memory stays flat)."""
+
+    def __init__(self, clip: object) -> None:
+        self.clip = clip
+        self.calls = 0
+        self.frames = 0
+        self.active = 0
+        self.max_active = 0
+        self.hangups: Counter[str] = Counter()
+
+    async def __call__(self, channel: object) -> None:
+        from voicebot.core.frames import AudioFrame, HangupFrame
+
+        self.calls += 1
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            channel.output.write(self.clip)  # type: ignore[attr-defined]
+            async for frame in channel.frames():  # type: ignore[attr-defined]
+                if isinstance(frame, AudioFrame):
+                    self.frames += 1
+                elif isinstance(frame, HangupFrame):
+                    self.hangups[frame.reason] += 1
+        finally:
+            self.active -= 1
+
+
+async def soak(
+    workdir: Path, minutes: float, calls: int = 8, sample_s: float = 5.0
+) -> dict[str, Any]:
+    """``calls`` simultaneous SIPp calls (4 s of RTP each, back to back) for
+    ``minutes``, sampling RSS and open descriptors; the growth report."""
+    from sip_peers import RATE, noise_clip, run_sipp, sip_server, wait_until
+
+    from voicebot.audio.wavfile import write_wav
+
+    write_wav(workdir / "caller_ulaw.wav", noise_clip(3.0, seed=3), RATE, "ulaw")
+    handler = SoakHandler(noise_clip(2.0, seed=9))
+    total = max(calls, int(minutes * 60 / 4.6 * calls))
+    samples: list[dict[str, float]] = []
+    async with sip_server(handler, source_rate=0) as server:
+        fds_before = open_fds()
+        started = time.monotonic()
+        sipp = asyncio.create_task(
+            run_sipp(
+                "call_rtp.xml", workdir, calls=total, concurrent=calls,
+                rate=max(1, round(calls / 4.5)), timeout_s=minutes * 60 + 120,
+            )
+        )  # fmt: skip
+        while not sipp.done():
+            await asyncio.wait({sipp}, timeout=sample_s)
+            samples.append(
+                {
+                    "t_s": round(time.monotonic() - started, 1),
+                    "rss_kib": rss_kib(),
+                    "fds": open_fds(),
+                    "active": len(server.calls),
+                }  # fmt: skip
+            )
+        result = sipp.result()
+        await wait_until(lambda: handler.active == 0 and not server.calls, 10)
+        await asyncio.sleep(0.5)
+        fds_after = open_fds()
+    warm = samples[len(samples) // 5] if samples else {"rss_kib": rss_kib()}
+    last = samples[-1] if samples else warm
+    dropped = sum(n for reason, n in handler.hangups.items() if reason != "caller hung up")
+    return {
+        "minutes": minutes,
+        "simultaneous_calls": calls,
+        "calls_placed": total,
+        "calls_answered": handler.calls,
+        "max_active": handler.max_active,
+        "dropped_calls": dropped + (total - handler.calls),
+        "hangup_reasons": dict(handler.hangups),
+        "sipp_returncode": result.returncode,
+        "frames_received": handler.frames,
+        "rss_growth": round((last["rss_kib"] - warm["rss_kib"]) / warm["rss_kib"], 4),
+        "fds_before": fds_before,
+        "fds_after": fds_after,
+        "samples": samples,
+    }
