@@ -237,7 +237,7 @@ async def soak(
                     "rss_kib": rss_kib(),
                     "fds": open_fds(),
                     "active": len(server.calls),
-                }  # fmt: skip
+                }
             )
         result = sipp.result()
         await wait_until(lambda: handler.active == 0 and not server.calls, 10)
