@@ -59,16 +59,25 @@ def sendable(addr: Addr) -> bool:
     return isinstance(host, str) and is_ip(host)
 
 
-def ip_literal(host: str) -> str | None:
-    """``host`` as a normalised IP literal (brackets and IPv4-mapped form
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def ip_address_of(host: str) -> IPAddress | None:
+    """``host`` as an address object (brackets and the IPv4-mapped form
     removed), or None for a name or garbage: we never resolve what a peer wrote."""
     try:
         address = ipaddress.ip_address(host.strip().strip("[]"))
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return str(address)
+        return address.ipv4_mapped
+    return address
+
+
+def ip_literal(host: str) -> str | None:
+    """``host`` as a normalised IP literal string, or None (see :func:`ip_address_of`)."""
+    address = ip_address_of(host)
+    return None if address is None else str(address)
 
 
 def same_ip(a: str, b: str) -> bool:

@@ -14,25 +14,15 @@ learned the same way, but only once the latched one has been silent for
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from voicebot.core.net import Addr
+from voicebot.telephony.addresses import IPAddress, ip_address_of
 from voicebot.telephony.rtp.packet import seq_diff
 
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+IP = IPAddress
 Source = tuple[IP, int, int]  # address, port, SSRC
-
-
-def normalise(host: str) -> IP | None:
-    """``host`` as an address object (IPv4-mapped IPv6 unwrapped), or None."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
+normalise = ip_address_of  # compare addresses as objects: '::ffff:10.0.0.1' is '10.0.0.1'
 
 
 @dataclass

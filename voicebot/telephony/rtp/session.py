@@ -25,6 +25,7 @@ import numpy as np
 from voicebot.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voicebot.core.frames import FRAME_MS, FRAME_SAMPLES
 from voicebot.core.net import Addr
+from voicebot.telephony.addresses import sendable
 from voicebot.telephony.rtp.dtmf import DtmfDetector
 from voicebot.telephony.rtp.jitter import JitterBuffer
 from voicebot.telephony.rtp.latch import IP, SourceLatch, normalise
@@ -285,7 +286,8 @@ class MediaSession:
             self.remote = remote
         self._advertised = remote
         self.codec, self.dtmf_pt = codec, dtmf_pt
-        self.send_enabled, self.recv_enabled = send, recv
+        # An address sendto cannot take would close this call's socket: never send there.
+        self.send_enabled, self.recv_enabled = send and sendable(remote), recv
         hosts = (normalise(host) for host in {*sources, remote[0]})
         self._sources = {host for host in hosts if host is not None}
         self._last_rx = asyncio.get_running_loop().time()
