@@ -399,3 +399,19 @@ def test_sip_listen_brackets_are_stripped() -> None:
     config = SipConfig(listen_host="[::1]", listen_port=5090)
     config.validate()
     assert config.listen_host == "::1"
+
+
+async def test_malformed_headers_leave_no_traceback_chain_behind() -> None:
+    """sipmessage re-raises shared exception objects; their tracebacks (and the
+    datagrams in those frames) must not pile up across datagrams."""
+    from sipmessage import address, via
+
+    async with running(RecordingHandler()) as (_server, uac):
+        leg = Leg(uac)
+        for i in range(50):
+            uac.send(leg.build("OPTIONS").replace("Via: SIP/2.0/UDP", f"Via: SIP/2.0/UDP {i}@@"))
+            uac.send(leg.build("OPTIONS").replace("From: <sip:", "From: <<sip:"))
+        uac.send(leg.build("OPTIONS"))
+        assert await wait_until(lambda: any(r.startswith(b"SIP/2.0 200") for r in uac.raw), 3)
+    assert via.VIA_EXCEPTION.__traceback__ is None
+    assert address.ADDRESS_EXCEPTION.__traceback__ is None

@@ -20,6 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sipmessage import URI, Address, Request, Response, Via
+from sipmessage import address as _address_module
+from sipmessage import mediatype as _mediatype_module
+from sipmessage import via as _via_module
 from sipmessage.message import COMPACT_FORMS
 
 from voicebot.core.net import Addr
@@ -74,6 +77,25 @@ REASONS = {
 
 class SipParseError(ValueError):
     """The datagram is not a SIP message we can act on (the text says why)."""
+
+
+# sipmessage raises these same three objects for every bad Address, Via or
+# media type.  Raising an object again chains the new traceback onto the one
+# it already carries, so each malformed header kept its frames — and the
+# datagram they hold — alive for good (the fuzzer's RSS grew ~150 B per
+# datagram).  The transport clears them after every datagram.
+_SHARED_EXCEPTIONS: tuple[BaseException, ...] = (
+    _address_module.ADDRESS_EXCEPTION,
+    _mediatype_module.MEDIATYPE_EXCEPTION,
+    _via_module.VIA_EXCEPTION,
+)
+
+
+def release_parser_tracebacks() -> None:
+    """Drop the tracebacks sipmessage's shared exception objects accumulate."""
+    for exc in _SHARED_EXCEPTIONS:
+        exc.__traceback__ = None
+        exc.__context__ = exc.__cause__ = None
 
 
 def new_tag() -> str:

@@ -30,6 +30,7 @@ from voicebot.telephony.sip.message import (
     SipParseError,
     new_tag,
     parse_message,
+    release_parser_tracebacks,
     stamp_via,
 )
 
@@ -77,6 +78,8 @@ class _SipProtocol(asyncio.DatagramProtocol):
             self.transport.datagram_received(data, addr[:2])
         except Exception:
             log.exception(format_event("sip_internal_error", peer=f"{addr[0]}:{addr[1]}"))
+        finally:
+            release_parser_tracebacks()
 
     def error_received(self, exc: Exception) -> None:
         log.debug(format_event("sip_socket_error", error=str(exc)))
