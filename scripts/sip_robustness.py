@@ -74,7 +74,7 @@ def machine() -> dict[str, object]:
         "cpus": os.cpu_count(),
         "load_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
-        "note": "shared machine, heavily loaded by other jobs during the run",
+        "note": "shared 2-core machine, other jobs running (see load_1m)",
     }
 
 
