@@ -6,10 +6,10 @@ import logging
 
 import pytest
 from sip_peers import RecordingHandler, wait_until
-from sip_uac import Leg, Uac
+from sip_uac import Leg
+from test_sip_server import running
 
 from voicebot.telephony.addresses import sendable
-from voicebot.telephony.sip import SipConfig, SipServer
 
 pytestmark = pytest.mark.sip
 
@@ -47,11 +47,7 @@ async def test_responses_go_to_the_socket_address_whatever_the_via_says(
 ) -> None:
     """received=/rport= in a request are overwritten with the real source: no
     reflection to a third party, no name resolved, no socket closed."""
-    config = SipConfig(listen_port=0, rtp_port_min=42000, rtp_port_max=42999)
-    server = SipServer(config, RecordingHandler())
-    await server.start()
-    uac = await Uac.open(server.port)
-    try:
+    async with running(RecordingHandler()) as (_server, uac):
         leg = Leg(uac)
         hostile = leg.build("OPTIONS").replace(";rport\r\n", f"{via_params}\r\n", 1)
         assert f"{via_params}\r\n" in hostile
@@ -66,17 +62,10 @@ async def test_responses_go_to_the_socket_address_whatever_the_via_says(
         assert "Traceback" not in caplog.text
         uac.send(leg.build("OPTIONS"))
         assert (await uac.response()).code == 200
-    finally:
-        uac.close()
-        await server.close()
 
 
 async def test_a_via_port_out_of_range_gets_400_at_the_source() -> None:
-    config = SipConfig(listen_port=0, rtp_port_min=42000, rtp_port_max=42999)
-    server = SipServer(config, RecordingHandler())
-    await server.start()
-    uac = await Uac.open(server.port)
-    try:
+    async with running(RecordingHandler()) as (_server, uac):
         leg = Leg(uac)
         for port in ("70000", "5\u00b2", "\u0665\u0660"):
             hostile = leg.build("OPTIONS").replace(";rport\r\n", "\r\n", 1)
@@ -87,6 +76,3 @@ async def test_a_via_port_out_of_range_gets_400_at_the_source() -> None:
             assert uac.raw[0].startswith(b"SIP/2.0 400 "), (port, uac.raw[0][:80])
         uac.send(leg.build("OPTIONS"))
         assert (await uac.response()).code == 200
-    finally:
-        uac.close()
-        await server.close()
