@@ -45,18 +45,53 @@ def local_address_towards(peer_ip: str) -> str:
 
 
 def sendable(addr: Addr) -> bool:
-    """Whether ``sendto(data, addr)`` can only fail with an ``OSError``.
+    """Whether ``sendto(data, addr)`` is safe: an IP literal and a port in 1–65535.
 
     asyncio reports an ``OSError`` from ``sendto`` to the protocol and carries
     on, but any other exception (a port outside 1–65535, a NUL or an
     unencodable character in the host) closes the datagram transport for
-    good — so an address a peer wrote into a message is checked first.
+    good — and a host name would be resolved synchronously, blocking the
+    event loop that clocks every call's audio.  So only IP literals pass.
     """
     host, port = addr
-    if not isinstance(port, int) or not 0 < port < 65536 or not host or "\0" in host:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         return False
+    return isinstance(host, str) and is_ip(host)
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def ip_address_of(host: str) -> IPAddress | None:
+    """``host`` as an address object (brackets and the IPv4-mapped form
+    removed), or None for a name or garbage: we never resolve what a peer wrote."""
     try:
-        host.encode("idna")
-    except UnicodeError:
-        return False
-    return True
+        address = ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def ip_literal(host: str) -> str | None:
+    """``host`` as a normalised IP literal string, or None (see :func:`ip_address_of`)."""
+    address = ip_address_of(host)
+    return None if address is None else str(address)
+
+
+def same_ip(a: str, b: str) -> bool:
+    """Compare two hosts as addresses ('::ffff:127.0.0.1' is '127.0.0.1'); names never match."""
+    left, right = ip_literal(a), ip_literal(b)
+    return left is not None and left == right
+
+
+def decimal(text: str, low: int, high: int) -> int | None:
+    """An ASCII decimal in [low, high], else None.
+
+    ``str.isdigit`` is true for '²' and ``int`` reads '٥٠' as 50: a peer's
+    number must be plain ASCII digits, and in range, before we act on it."""
+    if not text or len(text) > 10 or not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if low <= value <= high else None

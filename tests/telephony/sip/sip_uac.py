@@ -7,6 +7,7 @@ precisely the bytes a corner case needs and look at every response.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from sipmessage import Request, Response
 
 from voicebot.telephony.rtp.dtmf import TelephoneEvent
 from voicebot.telephony.rtp.packet import RtpPacket
-from voicebot.telephony.sip.message import header_tag, parse_message
+from voicebot.telephony.sip.message import SipParseError, header_tag, parse_message
 
 
 def sdp(rtp_port: int, formats: str = "0 101", direction: str = "sendrecv", extra: str = "") -> str:
@@ -30,6 +31,7 @@ class Uac(asyncio.DatagramProtocol):
         self.inbox: asyncio.Queue[Request | Response] = asyncio.Queue()
         self.transport: asyncio.DatagramTransport | None = None
         self.server: tuple[str, int] = ("127.0.0.1", 0)
+        self.raw: list[bytes] = []  # every datagram, also those the UAC cannot parse
 
     @classmethod
     async def open(cls, server_port: int) -> Uac:
@@ -45,7 +47,9 @@ class Uac(asyncio.DatagramProtocol):
         return int(self.transport.get_extra_info("sockname")[1])
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.inbox.put_nowait(parse_message(data))
+        self.raw.append(data)
+        with contextlib.suppress(SipParseError):
+            self.inbox.put_nowait(parse_message(data))
 
     def send(self, data: bytes | str) -> None:
         assert self.transport

@@ -26,7 +26,7 @@ PREFIX = "voicebot.telephony.sip."
 # row, not above).  Every module of the package must be listed, so a new one
 # has to be given its place.
 LAYERS: list[set[str]] = [
-    {"message", "sdp", "config", "refer"},  # vocabulary: messages, SDP, settings
+    {"message", "sdp", "config", "refer", "flood"},  # vocabulary: messages, SDP, settings
     {"transport"},  # the UDP socket
     {"transaction"},  # §17 state machines
     {"transaction_layer"},  # their tables

@@ -25,8 +25,10 @@ import numpy as np
 from voicebot.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from voicebot.core.frames import FRAME_MS, FRAME_SAMPLES
 from voicebot.core.net import Addr
+from voicebot.telephony.addresses import sendable
 from voicebot.telephony.rtp.dtmf import DtmfDetector
 from voicebot.telephony.rtp.jitter import JitterBuffer
+from voicebot.telephony.rtp.latch import IP, SourceLatch, normalise
 from voicebot.telephony.rtp.packet import RtpError, RtpPacket, is_rtcp
 
 log = logging.getLogger("voicebot.telephony.rtp")
@@ -230,6 +232,7 @@ class MediaSession:
         max_jitter_ms: int = 200,
         timeout_s: float = 30.0,
         symmetric: bool = True,
+        latch_probation: int = 4,
     ) -> None:
         self.output = output
         self._symmetric = symmetric
@@ -241,10 +244,11 @@ class MediaSession:
         self.codec: Codec | None = None
         self.dtmf_pt: int | None = None
         self.remote: Addr | None = None
+        self._advertised: Addr | None = None  # the SDP's address, before latching
         self.send_enabled = self.recv_enabled = False
         self.port = 0
-        self._sources: set[str] = set()
-        self._latched = False
+        self._sources: set[IP] = set()
+        self.latch = SourceLatch(latch_probation)
         self._ssrc = secrets.randbits(32)
         self._seq = secrets.randbits(16)
         self._ts = secrets.randbits(32)
@@ -276,12 +280,16 @@ class MediaSession:
         sources: set[str],
     ) -> None:
         """Apply an SDP negotiation (initial answer or re-INVITE)."""
-        if self.remote != remote or (self.codec and self.codec != codec):
+        if self._advertised != remote or (self.codec and self.codec != codec):
             self._jitter.reset()
-            self._latched = False
-        self.codec, self.dtmf_pt, self.remote = codec, dtmf_pt, remote
-        self.send_enabled, self.recv_enabled = send, recv
-        self._sources = set(sources) | {remote[0]}
+            self.latch.reset()
+            self.remote = remote
+        self._advertised = remote
+        self.codec, self.dtmf_pt = codec, dtmf_pt
+        # An address sendto cannot take would close this call's socket: never send there.
+        self.send_enabled, self.recv_enabled = send and sendable(remote), recv
+        hosts = (normalise(host) for host in {*sources, remote[0]})
+        self._sources = {host for host in hosts if host is not None}
         self._last_rx = asyncio.get_running_loop().time()
 
     def start(self) -> None:
@@ -369,7 +377,8 @@ class MediaSession:
     # -------------------------------------------------------------- receiving
 
     def on_datagram(self, data: bytes, addr: Addr) -> None:
-        if len(data) > MAX_RTP_DATAGRAM or is_rtcp(data) or addr[0] not in self._sources:
+        """One datagram on the RTP port: junk and strangers cost a counter, nothing more."""
+        if len(data) > MAX_RTP_DATAGRAM or is_rtcp(data) or normalise(addr[0]) not in self._sources:
             self.stats.ignored += 1
             return
         try:
@@ -377,17 +386,22 @@ class MediaSession:
         except RtpError:
             self.stats.ignored += 1
             return
-        self._last_rx = asyncio.get_running_loop().time()
-        self._latch(addr)
+        now = asyncio.get_running_loop().time()
+        latched = self.latch.latched
+        if not self.latch.accept(addr, packet.ssrc, packet.sequence_number, now):
+            self.stats.ignored += 1
+            return
+        self._last_rx = now
+        if self.latch.latched != latched:
+            self._on_latched()
         self._dispatch(packet)
 
-    def _latch(self, addr: Addr) -> None:
+    def _on_latched(self) -> None:
         """Symmetric RTP: answer where the peer's media really comes from (NAT)."""
-        if self._symmetric and not self._latched:
-            self._latched = True
-            if addr != self.remote:
-                log.info("event=rtp_latched port=%s remote=%s:%s", self.port, *addr)
-                self.remote = addr
+        address = self.latch.address
+        if self._symmetric and address and address != self.remote:
+            log.info("event=rtp_latched port=%s remote=%s:%s", self.port, *address)
+            self.remote = address
 
     def _dispatch(self, packet: RtpPacket) -> None:
         if self.dtmf_pt is not None and packet.payload_type == self.dtmf_pt:

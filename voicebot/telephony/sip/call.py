@@ -51,22 +51,34 @@ __all__ = ["SDP", "CallState", "FrameQueue", "SipCall", "caller_id_of"]
 # Keep at most this much unread caller audio (a handler that never reads
 # frames must not grow memory for the whole call); DTMF and hang-up are kept.
 MAX_QUEUED_AUDIO_FRAMES = 500
+# Unread keypad digits kept; beyond this a burst (a sprayed RFC 4733 stream,
+# an INFO flood) is dropped rather than queued without bound.
+MAX_QUEUED_DTMF = 32
 TRANSFER_MODES = ("refer", "bridge")
 
 
 class FrameQueue:
     """Input frames for the session; bounded for audio, lossless for events."""
 
-    def __init__(self, max_audio: int = MAX_QUEUED_AUDIO_FRAMES) -> None:
+    def __init__(
+        self, max_audio: int = MAX_QUEUED_AUDIO_FRAMES, max_dtmf: int = MAX_QUEUED_DTMF
+    ) -> None:
         self._items: deque[InputFrame] = deque()
         self._audio = 0
-        self._max_audio = max_audio
+        self._dtmf = 0
+        self._max_audio, self._max_dtmf = max_audio, max_dtmf
+        self.dropped_dtmf = 0
         self._ready = asyncio.Event()
         self._closed = False
 
     def put(self, frame: InputFrame) -> None:
         if self._closed:
             return
+        if isinstance(frame, DtmfFrame):
+            if self._dtmf >= self._max_dtmf:
+                self.dropped_dtmf += 1
+                return
+            self._dtmf += 1
         self._items.append(frame)
         if isinstance(frame, AudioFrame):
             self._audio += 1
@@ -89,6 +101,8 @@ class FrameQueue:
         frame = self._items.popleft()
         if isinstance(frame, AudioFrame):
             self._audio -= 1
+        elif isinstance(frame, DtmfFrame):
+            self._dtmf -= 1
         return frame
 
 
@@ -250,6 +264,7 @@ class SipCall(CallLeg):
                 peer=f"{self.dialog.peer[0]}:{self.dialog.peer[1]}",
                 codec=self.plan and self.plan.codec,
             )
+            self.limit_duration()
             self.ua.start_handler(self)
 
     def _on_notify(self, request: Request, tx: ServerTransaction) -> None:

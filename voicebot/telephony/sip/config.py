@@ -39,6 +39,17 @@ class SipConfig:
     # the one they advertise.
     symmetric_rtp: bool = True
     max_message_bytes: int = 8192  # larger UDP datagrams are dropped unread
+    max_headers: int = 100  # datagrams with more header lines are dropped unread
+    # Per-source budget (a token bucket, Kamailio's pike idea): datagrams a
+    # second and the burst; over it, requests get a stateless 503 or nothing.
+    source_rate: float = 100.0
+    source_burst: float = 200.0
+    # Carriers' addresses (IPs/CIDRs; they must also be allowed): exempt from
+    # the per-source limits, and only they may take the last reserved slots.
+    trunks: list[str] = field(default_factory=list)
+    max_calls_per_source: int = 16  # calls (answered or not) from one IP at once
+    trunk_reserved_calls: int = 4  # of max_calls, kept for trunks
+    max_call_s: float = 4 * 3600.0  # a call longer than this is hung up (0: no limit)
     t1_s: float = 0.5
     t2_s: float = 4.0
     t4_s: float = 5.0
@@ -54,6 +65,14 @@ class SipConfig:
 
     def validate(self) -> None:
         """Raise ValueError on settings that could never work."""
+        self.listen_host = self.listen_host.strip().strip("[]")  # "[::1]" from HOST:PORT
+        if self.rtp_host:
+            self.rtp_host = self.rtp_host.strip().strip("[]")
+        if self.max_headers < 10 or self.max_calls_per_source < 1 or self.max_call_s < 0:
+            raise ValueError("sip.max_headers ≥ 10, max_calls_per_source ≥ 1, max_call_s ≥ 0")
+        if self.trunks and not 0 <= self.trunk_reserved_calls < self.max_calls:
+            raise ValueError("sip.trunk_reserved_calls must be below sip.max_calls")
+        PeerAllowlist(self.trunks, default=())  # raises on a bad entry
         if not 0 <= self.listen_port <= 65535:
             raise ValueError(f"sip.listen_port out of range: {self.listen_port}")
         if not 1024 <= self.rtp_port_min < self.rtp_port_max <= 65535:
@@ -75,14 +94,13 @@ class SipConfig:
 class PeerAllowlist:
     """IP/CIDR allowlist for SIP requests."""
 
-    def __init__(self, entries: list[str]) -> None:
+    def __init__(self, entries: list[str], default: tuple[str, ...] = LOOPBACK_NETWORKS) -> None:
         try:
             self.networks = [
-                ipaddress.ip_network(e.strip(), strict=False)
-                for e in (entries or LOOPBACK_NETWORKS)
+                ipaddress.ip_network(e.strip(), strict=False) for e in (entries or default)
             ]
         except ValueError as exc:
-            raise ValueError(f"sip.allowed_peers: {exc}") from exc
+            raise ValueError(f"sip peer list: {exc}") from exc
 
     def allows(self, host: str) -> bool:
         try:

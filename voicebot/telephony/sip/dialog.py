@@ -7,16 +7,14 @@ we send to an agent when bridging a transfer makes us the UAC
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sipmessage import URI, Address, Request, Response
 
 from voicebot.core.net import Addr
-from voicebot.telephony.addresses import bracket, is_ip
+from voicebot.telephony.addresses import bracket, ip_literal
 from voicebot.telephony.sip.message import DEFAULT_PORT, header_tag, new_branch, with_tag
 
 
@@ -155,19 +153,14 @@ class Dialog:
         uri = self._next_hop()
         if uri is None:
             return self.peer
-        host = uri.host.strip("[]")
-        return (host, uri.port or DEFAULT_PORT) if is_ip(host) else None
+        host = ip_literal(uri.host)
+        port = uri.port or DEFAULT_PORT
+        return (host, port) if host is not None and 0 < port < 65536 else None
 
     async def destination(self) -> Addr:
-        """The first Route, else the remote target, resolved (§8.1.2, loose routing)."""
-        uri = self._next_hop()
-        if uri is None:
-            return self.peer
-        host, port = uri.host.strip("[]"), uri.port or DEFAULT_PORT
-        if is_ip(host):
-            return (host, port)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        except OSError:
-            return self.peer
-        return (str(infos[0][4][0]), port) if infos else self.peer
+        """The first Route, else the remote target (§8.1.2, loose routing).
+
+        Only IP literals are followed: a name a peer wrote into Contact or
+        Record-Route is never resolved (a DNS server that never answers would
+        hold the call), and the request goes where the dialog's INVITE came from."""
+        return self.destination_nowait() or self.peer

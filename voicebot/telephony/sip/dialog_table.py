@@ -34,6 +34,8 @@ class DialogUser(Protocol):
 
     async def hangup(self, reason: str = ...) -> None: ...
 
+    def abandon_unconfirmed(self) -> None: ...
+
 
 class DialogTable:
     """Live legs, and the dialogs among them that in-dialog requests can reach."""

@@ -101,6 +101,7 @@ class CallLeg:
         self._bye_task: asyncio.Task[None] | None = None
         self._started = asyncio.get_running_loop().time()
         self._end_callbacks: list[Callable[[CallLeg], None]] = []
+        self._duration_timer: asyncio.TimerHandle | None = None
         config = ua.config
         self.media = MediaSession(
             self.output,
@@ -124,6 +125,21 @@ class CallLeg:
     @property
     def ended(self) -> bool:
         return self.state is CallState.ENDED
+
+    def abandon_unconfirmed(self) -> None:
+        """Shutdown: a 200 never ACKed is not waited for (§15's wait for the
+        ACK is for live callers; an unACKed dialog may be a flood)."""
+        if self.state is CallState.ANSWERED:
+            self.state = CallState.CONFIRMED
+            self._confirmed.set()
+
+    def limit_duration(self) -> None:
+        """Hang up after ``max_call_s`` (a stuck call must not hold a slot forever)."""
+        limit = self.ua.config.max_call_s
+        if limit > 0 and self._duration_timer is None:
+            self._duration_timer = asyncio.get_running_loop().call_later(
+                limit, lambda: self.ua.spawn(self.hangup("maximum call duration"))
+            )
 
     def on_end(self, callback: Callable[[CallLeg], None]) -> None:
         """Run ``callback(leg)`` once the leg ends (at once if it already has)."""
@@ -347,6 +363,8 @@ class CallLeg:
             return
         self.state = CallState.ENDED
         self.hangup_reason = reason
+        if self._duration_timer is not None:
+            self._duration_timer.cancel()
         for retransmitter in self._retransmitters.values():
             retransmitter.acked()
         self._retransmitters.clear()

@@ -19,7 +19,10 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sipmessage import Address, Message, Request, Response, Via
+from sipmessage import URI, Address, Request, Response, Via
+from sipmessage import address as _address_module
+from sipmessage import mediatype as _mediatype_module
+from sipmessage import via as _via_module
 from sipmessage.message import COMPACT_FORMS
 
 from voicebot.core.net import Addr
@@ -41,6 +44,9 @@ KNOWN_METHODS = (
     "PRACK",
 )
 MANDATORY_HEADERS = ("Via", "From", "To", "Call-ID", "CSeq")
+# Headers whose numbers we act on: Python's int() takes any Unicode digit
+# ('٥٠' is 50), so only ASCII is accepted in them (RFC 3261 DIGIT is ASCII).
+ASCII_HEADERS = ("Via", "CSeq", "Call-ID", "Content-Length", "Max-Forwards", "Expires")
 
 REASONS = {
     100: "Trying",
@@ -71,6 +77,25 @@ REASONS = {
 
 class SipParseError(ValueError):
     """The datagram is not a SIP message we can act on (the text says why)."""
+
+
+# sipmessage raises these same three objects for every bad Address, Via or
+# media type.  Raising an object again chains the new traceback onto the one
+# it already carries, so each malformed header kept its frames — and the
+# datagram they hold — alive for good (the fuzzer's RSS grew ~150 B per
+# datagram).  The transport clears them after every datagram.
+_SHARED_EXCEPTIONS: tuple[BaseException, ...] = (
+    _address_module.ADDRESS_EXCEPTION,
+    _mediatype_module.MEDIATYPE_EXCEPTION,
+    _via_module.VIA_EXCEPTION,
+)
+
+
+def release_parser_tracebacks() -> None:
+    """Drop the tracebacks sipmessage's shared exception objects accumulate."""
+    for exc in _SHARED_EXCEPTIONS:
+        exc.__traceback__ = None
+        exc.__context__ = exc.__cause__ = None
 
 
 def new_tag() -> str:
@@ -106,13 +131,50 @@ def _normalise(data: bytes) -> bytes:
 def parse_message(data: bytes) -> Request | Response:
     """Parse and validate one SIP datagram; raises :class:`SipParseError`."""
     try:
-        message = Message.parse(_normalise(data.lstrip(b"\r\n")))
+        message = _parse(_normalise(data.lstrip(b"\r\n")))
     except SipParseError:
         raise
     except (ValueError, IndexError) as exc:
         raise SipParseError(f"unparsable message: {exc}") from exc
     _validate(message)
     return message
+
+
+def _parse(data: bytes) -> Request | Response:
+    """``sipmessage.Message.parse``, linear in the header count.
+
+    Its ``Headers.add`` scans every header already stored, so a datagram of
+    700 headers cost hundreds of times a normal one; here the lines are
+    grouped by name first and stored once.  Names are stripped (``Call-ID :``
+    is legal, §7.3.1) and the start line is checked for ASCII digits."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("utf-8").split("\r\n")
+    message = _start_line(lines[0], body)
+    grouped: dict[str, tuple[str, list[str]]] = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if not key or not _TOKEN.fullmatch(key):
+            raise SipParseError(f"bad header name: {key[:40]!r}")
+        key = COMPACT_FORMS.get(key.lower(), key)
+        grouped.setdefault(key.lower(), (key, []))[1].append(value.strip())
+    message.headers._list = list(grouped.values())  # the same shape add() builds
+    return message
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP/2\.0")
+_STATUS_LINE = re.compile(r"SIP/2\.0 ([1-6][0-9][0-9]) (.*)")
+
+
+def _start_line(line: str, body: bytes) -> Request | Response:
+    request = _REQUEST_LINE.fullmatch(line)
+    if request:
+        return Request(method=request.group(1), uri=URI.parse(request.group(2)), body=body)
+    status = _STATUS_LINE.fullmatch(line)
+    if status:
+        return Response(code=int(status.group(1)), phrase=status.group(2), body=body)
+    raise SipParseError(f"neither a request nor a status line: {line[:60]!r}")
 
 
 def _validate(message: Request | Response) -> None:
@@ -127,6 +189,13 @@ def _validate(message: Request | Response) -> None:
         raise SipParseError(f"bad header: {exc}") from exc
     if not vias:
         raise SipParseError("empty Via header")
+    for name in ASCII_HEADERS:
+        if not all(v.isascii() for v in message.headers.getlist(name)):
+            raise SipParseError(f"non-ASCII {name} header")
+    if any(via.port is not None and not 0 < via.port < 65536 for via in vias):
+        raise SipParseError("Via port out of range")
+    if not 0 <= cseq.sequence < 2**31:
+        raise SipParseError("CSeq number out of range")
     if isinstance(message, Request) and cseq.method != message.method:
         raise SipParseError(f"CSeq method {cseq.method} does not match {message.method}")
     if max_forwards is not None and max_forwards < 0:
@@ -174,12 +243,19 @@ class RawRequest:
         return raw
 
     def bad_request(self, reason: str, to_tag: str) -> bytes:
-        lines = ["SIP/2.0 400 Bad Request"]
+        return self.stateless(400, reason, to_tag)
+
+    def stateless(
+        self, code: int, reason: str, to_tag: str, extra: Iterable[tuple[str, str]] = ()
+    ) -> bytes:
+        """A final response built from the raw headers, no transaction kept."""
+        lines = [f"SIP/2.0 {code} {REASONS.get(code, 'Error')}"]
         for name in MANDATORY_HEADERS:
             for value in self.headers.get(name, []):
                 if name == "To" and "tag=" not in value:
                     value += f";tag={to_tag}"
                 lines.append(f"{name}: {value}")
+        lines += [f"{name}: {value}" for name, value in extra]
         lines += [f'Warning: 399 voicebot "{_quote_warning(reason)}"', "Content-Length: 0"]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -192,25 +268,28 @@ def _quote_warning(text: str) -> str:
 
 
 def stamp_via(request: Request, source: Addr) -> None:
-    """§18.2.1 + RFC 3581: record where the request really came from."""
+    """§18.2.1 + RFC 3581: record where the request really came from.
+
+    ``received`` and ``rport`` are always overwritten with the socket's
+    address: values a peer wrote there would let it bounce our responses to
+    a third party (reflection), or make us resolve a name."""
     vias = request.via
     top = vias[0]
-    params = top.parameters
-    if top.host != source[0]:
-        params = params.replace(received=source[0])
-    if "rport" in params and not params["rport"]:
-        params = params.replace(rport=str(source[1]), received=source[0])
+    params = top.parameters.replace(received=source[0])
+    if "rport" in params:
+        params = params.replace(rport=str(source[1]))
     vias[0] = Via(top.transport, top.host, top.port, params)
     request.via = vias
 
 
 def response_address(request: Request, source: Addr) -> Addr:
-    """Where responses go (§18.2.2, RFC 3581 §4): rport wins, then received+port."""
+    """Where responses go (§18.2.2, RFC 3581 §4): always the source IP; its
+    port with rport, else the Via's port.  Never a name from the Via."""
     top = request.via[0]
-    params = top.parameters
-    if params.get("rport"):
-        return (params.get("received") or source[0], int(params["rport"] or source[1]))
-    return (params.get("received") or top.host, top.port or DEFAULT_PORT)
+    if "rport" in top.parameters:
+        return source
+    port = top.port if top.port and 0 < top.port < 65536 else DEFAULT_PORT
+    return (source[0], port)
 
 
 def transaction_branch(message: Request | Response) -> str:

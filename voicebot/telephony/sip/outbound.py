@@ -186,6 +186,7 @@ class OutboundCall(CallLeg):
         self.dialog = Dialog.from_response(self.invite, response, self.dialog.peer)
         self.state = CallState.CONFIRMED
         self._confirmed.set()
+        self.limit_duration()
         self.ua.register_dialog(self)
         self._send_ack()
         if self._cancel_reason is not None:  # crossed our CANCEL: too late, hang up

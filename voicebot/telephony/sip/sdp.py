@@ -17,6 +17,8 @@ import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
+from voicebot.telephony.addresses import decimal, ip_literal
+
 # RFC 3551 table 4: static audio payload types → (encoding, clock rate).
 STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int]] = {
     0: ("PCMU", 8000),
@@ -56,9 +58,10 @@ class Origin:
     @classmethod
     def parse(cls, value: str) -> Origin:
         parts = value.split()
-        if len(parts) != 6 or not parts[2].isdigit():
+        version = decimal(parts[2], 0, 2**63) if len(parts) == 6 else None
+        if version is None:
             raise SdpError(f"bad o= line: {value!r}")
-        return cls(parts[0], parts[1], int(parts[2]), parts[5])
+        return cls(parts[0], parts[1], version, parts[5])
 
     def __str__(self) -> str:
         address = f"IN {_addrtype(self.address)} {self.address}"
@@ -93,13 +96,13 @@ class MediaDescription:
             if key == "rtpmap" and value:
                 pt, _, encoding = value.partition(" ")
                 name, _, rest = encoding.partition("/")
-                rate = rest.partition("/")[0]
-                if pt.isdigit() and rate.isdigit():
-                    table[int(pt)] = (name, int(rate))
+                number, rate = decimal(pt, 0, 127), decimal(rest.partition("/")[0], 1, 10**6)
+                if number is not None and rate is not None:
+                    table[number] = (name, rate)
         return table
 
     def payload_types(self) -> list[int]:
-        return [int(f) for f in self.formats if f.isdigit()]
+        return [pt for pt in (decimal(f, 0, 127) for f in self.formats) if pt is not None]
 
     def lines(self) -> list[str]:
         out = [f"m={self.media} {self.port} {self.proto} {' '.join(self.formats)}"]
@@ -184,17 +187,22 @@ def _parse_media(value: str) -> MediaDescription:
     parts = value.split()
     if len(parts) < 3:
         raise SdpError(f"bad m= line: {value!r}")
-    port = parts[1].partition("/")[0]
-    if not port.isdigit():
+    port = decimal(parts[1].partition("/")[0], 0, 65535)
+    if port is None:
         raise SdpError(f"bad m= port: {value!r}")
-    return MediaDescription(parts[0], int(port), parts[2], parts[3:])
+    return MediaDescription(parts[0], port, parts[2], parts[3:])
 
 
 def _parse_connection(value: str) -> str:
+    """The c= address as a normalised IP literal.  A host name is refused:
+    resolving it would block the event loop, on every packet if cached nowhere."""
     parts = value.split()
     if len(parts) != 3 or parts[0] != "IN":
         raise SdpError(f"bad c= line: {value!r}")
-    return parts[2].partition("/")[0]
+    address = ip_literal(parts[2].partition("/")[0])
+    if address is None:
+        raise SdpError(f"c= is not an IP address: {parts[2][:60]!r}")
+    return address
 
 
 def _addrtype(address: str) -> str:

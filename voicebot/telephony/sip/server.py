@@ -31,7 +31,7 @@ from sipmessage import URI, Request, Response
 
 from voicebot.core.logs import format_event
 from voicebot.core.net import Addr
-from voicebot.telephony.addresses import bracket
+from voicebot.telephony.addresses import bracket, same_ip
 from voicebot.telephony.channel import CallChannel
 from voicebot.telephony.rtp.session import MediaSession, PortAllocator
 from voicebot.telephony.sip.agent import ConfirmedCall
@@ -84,6 +84,7 @@ class SipServer:
         self.dialogs = DialogTable()
         self._on_call = on_call
         self._allowlist = PeerAllowlist(config.allowed_peers)
+        self._trunks = PeerAllowlist(config.trunks, default=())
         self._accepting = True
         self._handlers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -120,6 +121,8 @@ class SipServer:
         if grace_s > 0 and self._handlers:
             await asyncio.wait(set(self._handlers), timeout=grace_s)
         legs = list(self.dialogs)
+        for leg in legs:
+            leg.abandon_unconfirmed()  # an unACKed 200 holds up nothing
         if legs:
             await asyncio.gather(
                 *(leg.hangup("server shutting down") for leg in legs), return_exceptions=True
@@ -149,12 +152,8 @@ class SipServer:
     def on_malformed(self, data: bytes, source: Addr, reason: str) -> None:
         """An unparsable datagram: a 400 if an allowed peer sent a request we can address."""
         raw = RawRequest.scan(data) if self._allowlist.allows(source[0]) else None
-        _event(
-            "sip_malformed",
-            logging.WARNING,
-            peer=f"{source[0]}:{source[1]}",
-            reason=reason,
-            answered=bool(raw),
+        self.transport.warn.warning(
+            "sip_malformed", peer=f"{source[0]}:{source[1]}", reason=reason, answered=bool(raw)
         )
         if raw:
             self.send(raw.bad_request(reason, new_tag()), source)
@@ -167,11 +166,69 @@ class SipServer:
             self._forbid(request, source)
             return
         if request.method == "ACK":
-            self._on_ack(request)
+            self._on_ack(request, source)
             return
         tx = self.transactions.server_transaction(request, source)
-        if tx is not None:  # None: a retransmission, answered by its transaction
+        if tx is None:  # a retransmission, answered by its transaction
+            return
+        try:
             self._dispatch(request, tx, source)
+        except Exception as exc:
+            # A bug or an input we did not foresee: the peer gets a 500 and
+            # the transaction ends on its timers instead of living forever.
+            self.transport.warn.warning(
+                "sip_request_failed", method=request.method, error=repr(exc)[:200]
+            )
+            if not tx.final:
+                tx.respond(make_response(request, 500, to_tag=tx.to_tag or new_tag()))
+
+    # ------------------------------------------------- admission, pre-parse
+
+    def admits(self, host: str) -> bool:
+        """Worth parsing: the allowlist, or the peer of a leg we placed (an
+        agent's phone must be able to BYE the bridged leg we dialled)."""
+        if self._allowlist.allows(host):
+            return True
+        return any(
+            not isinstance(leg, SipCall) and same_ip(leg.dialog.peer[0], host)
+            for leg in self.dialogs
+        )
+
+    def exempt(self, host: str) -> bool:
+        """A carrier trunk: no per-source rate limit or call cap."""
+        return self._trunks.allows(host)
+
+    def _from_peer(self, leg: DialogUser, source: Addr) -> bool:
+        """In-dialog requests come from the dialog's peer (IP and port), or
+        from the trunk the dialog came in on: anyone else could end the call
+        or move its audio."""
+        peer = leg.dialog.peer
+        if same_ip(peer[0], source[0]) and peer[1] == source[1]:
+            return True
+        return self.exempt(peer[0]) and self.exempt(source[0])
+
+    def _refuse_stranger(self, request: Request, tx: ServerTransaction, source: Addr) -> None:
+        self.transport.warn.warning(
+            "sip_not_dialog_peer", method=request.method, peer=f"{source[0]}:{source[1]}"
+        )
+        tx.respond(make_response(request, 403, to_tag=tx.to_tag or new_tag()))
+
+    def _source_refusal(self, source: Addr) -> tuple[int, list[tuple[str, str]]] | None:
+        """Per-source cap, and the slots kept for trunks (a flood from one
+        address must not take every slot)."""
+        if self.exempt(source[0]):
+            return None
+        busy = [0, 0]  # calls from this source, calls in all
+        for call in self.calls:
+            busy[0] += same_ip(call.dialog.peer[0], source[0])
+            busy[1] += 1
+        reserved = self.config.trunk_reserved_calls if self.config.trunks else 0
+        if (
+            busy[0] >= self.config.max_calls_per_source
+            or busy[1] >= self.config.max_calls - reserved
+        ):
+            return 503, [("Retry-After", "30")]
+        return None
 
     # ------------------------------------------------------------- admission
 
@@ -181,7 +238,9 @@ class SipServer:
         if self._allowlist.allows(host):
             return True
         leg = self.dialogs.match(request)
-        return leg is not None and not isinstance(leg, SipCall) and leg.dialog.peer[0] == host
+        return (
+            leg is not None and not isinstance(leg, SipCall) and same_ip(leg.dialog.peer[0], host)
+        )
 
     def _forbid(self, request: Request, source: Addr) -> None:
         """403, statelessly (§8.2.7): strangers get no transaction state to fill."""
@@ -234,9 +293,9 @@ class SipServer:
             code, headers = rejection
             tx.respond(make_response(request, code, to_tag=new_tag(), headers=headers))
         elif request.method == "CANCEL":
-            self._on_cancel(request, tx)
+            self._on_cancel(request, tx, source)
         elif header_tag(request.headers["To"]):
-            self._in_dialog(request, tx)
+            self._in_dialog(request, tx, source)
         elif request.method == "INVITE":
             assert isinstance(tx, InviteServerTransaction)
             self._new_call(request, tx, source)
@@ -248,13 +307,19 @@ class SipServer:
             tx.respond(make_response(request, 481, to_tag=new_tag()))
 
     def _new_call(self, invite: Request, tx: InviteServerTransaction, source: Addr) -> None:
-        refusal = self._admit_call(invite)
+        refusal = self._admit_call(invite) or self._source_refusal(source)
         if refusal:
             code, headers = refusal
             tx.respond(make_response(invite, code, to_tag=new_tag(), headers=headers))
             return
+        try:
+            call = SipCall(self, invite, tx, source)
+        except ValueError as exc:  # a Contact or Record-Route that does not parse
+            warning = [("Warning", '399 voicebot "unparsable Contact or Record-Route"')]
+            tx.respond(make_response(invite, 400, to_tag=new_tag(), headers=warning))
+            self.transport.warn.warning("sip_bad_invite", error=repr(exc)[:200])
+            return
         tx.respond(make_response(invite, 100))
-        call = SipCall(self, invite, tx, source)
         self.dialogs.track(call)
         self.dialogs.register(call)
         call.log.event(
@@ -267,27 +332,32 @@ class SipServer:
         tx.owner = call
         self.spawn(call.answer())
 
-    def _on_cancel(self, cancel: Request, tx: ServerTransaction) -> None:
+    def _on_cancel(self, cancel: Request, tx: ServerTransaction, source: Addr) -> None:
         invite_tx = self.transactions.invite_transaction(cancel)
         if invite_tx is None:
             tx.respond(make_response(cancel, 481, to_tag=new_tag()))
+            return
+        if isinstance(invite_tx.owner, SipCall) and not self._from_peer(invite_tx.owner, source):
+            self._refuse_stranger(cancel, tx, source)
             return
         tx.respond(make_response(cancel, 200, to_tag=invite_tx.to_tag or new_tag()))
         if isinstance(invite_tx.owner, SipCall):
             invite_tx.owner.cancel()
 
-    def _in_dialog(self, request: Request, tx: ServerTransaction) -> None:
+    def _in_dialog(self, request: Request, tx: ServerTransaction, source: Addr) -> None:
         leg = self.dialogs.match(request)
         if leg is None:
             tx.respond(make_response(request, 481))
-            return
-        leg.on_request(request, tx)
+        elif not self._from_peer(leg, source):
+            self._refuse_stranger(request, tx, source)
+        else:
+            leg.on_request(request, tx)
 
-    def _on_ack(self, ack: Request) -> None:
+    def _on_ack(self, ack: Request, source: Addr) -> None:
         if self.transactions.absorb_ack(ack):
             return  # ACK for a non-2xx final
         leg = self.dialogs.match(ack)
-        if leg is not None:
+        if leg is not None and self._from_peer(leg, source):
             leg.on_ack(ack)
 
     # ------------------------------------------ the UserAgent port, for legs

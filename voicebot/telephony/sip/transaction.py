@@ -146,6 +146,19 @@ class ServerTransaction(_Transaction):
         if self._wire:
             self._send(self._wire, self.destination)
 
+    def arm_safety(self, delay: float, fallback: Callable[[], Response]) -> None:
+        """If no final response is sent within ``delay``, send ``fallback()``
+        (a 500): whatever went wrong above, the transaction cannot live forever."""
+        self._start("safety", delay, lambda: self._safety(fallback))
+
+    def _safety(self, fallback: Callable[[], Response]) -> None:
+        if not self.final and self.state is not State.TERMINATED:
+            log.warning(format_event("sip_transaction_stuck", method=self.request.method))
+            self.respond(fallback())
+
+    def respond(self, response: Response) -> None:
+        raise NotImplementedError
+
 
 class InviteServerTransaction(ServerTransaction):
     """§17.2.1 (+ RFC 6026): INVITE received, responses reliably delivered."""

@@ -20,6 +20,8 @@ from voicebot.core.net import Addr
 from voicebot.telephony.sip.message import (
     MAGIC_COOKIE,
     header_tag,
+    make_response,
+    new_tag,
     response_address,
     transaction_branch,
 )
@@ -62,6 +64,7 @@ class TransactionLayer:
             request, response_address(request, source), self._send, self.timers, self._forget_server
         )
         self._server[key] = tx
+        tx.arm_safety(self.timers.timeout, lambda: make_response(request, 500, to_tag=new_tag()))
         return tx
 
     def invite_transaction(self, request: Request) -> ServerTransaction | None:
@@ -131,7 +134,11 @@ def _consume(future: asyncio.Future[Response]) -> None:
 def server_key(request: Request, method: str | None = None) -> tuple[Any, ...]:
     """§17.2.3: branch + sent-by + method (ACK and CANCEL look up their INVITE)."""
     top = request.via[0]
-    sent_by = (top.host, top.port)
+    # The transport stamped where the request really came from: part of the
+    # key, so a stranger who copies a branch cannot own (or answer) the
+    # caller's transaction.
+    params = top.parameters
+    sent_by = (top.host, top.port, params.get("received"), params.get("rport"))
     method = method or request.method
     branch = top.parameters.get("branch") or ""
     if branch.startswith(MAGIC_COOKIE):

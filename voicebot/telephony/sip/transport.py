@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any, Protocol
 
 from sipmessage import Request, Response
@@ -23,7 +24,15 @@ from voicebot.core.logs import format_event
 from voicebot.core.net import Addr
 from voicebot.telephony.addresses import is_wildcard, local_address_towards, sendable
 from voicebot.telephony.sip.config import SipConfig
-from voicebot.telephony.sip.message import SipParseError, parse_message, stamp_via
+from voicebot.telephony.sip.flood import LogLimiter, SourceLimiter
+from voicebot.telephony.sip.message import (
+    RawRequest,
+    SipParseError,
+    new_tag,
+    parse_message,
+    release_parser_tracebacks,
+    stamp_via,
+)
 
 log = logging.getLogger("voicebot.telephony.sip")
 
@@ -35,11 +44,27 @@ def _event(event: str, level: int = logging.INFO, **fields: Any) -> None:
 class MessageSink(Protocol):
     """Where parsed messages go: the layer above the transport."""
 
+    def admits(self, host: str) -> bool:
+        """Whether datagrams from ``host`` are worth parsing at all."""
+        ...
+
+    def exempt(self, host: str) -> bool:
+        """Whether ``host`` (a carrier trunk) skips the per-source rate limit."""
+        ...
+
     def on_request(self, request: Request, source: Addr) -> None: ...
 
     def on_response(self, response: Response, source: Addr) -> None: ...
 
     def on_malformed(self, data: bytes, source: Addr, reason: str) -> None: ...
+
+
+def header_lines(data: bytes) -> int:
+    """Line breaks before the body: a bound on the header count, found without parsing."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    return data.count(b"\n", 0, end if end >= 0 else len(data))
 
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -53,6 +78,8 @@ class _SipProtocol(asyncio.DatagramProtocol):
             self.transport.datagram_received(data, addr[:2])
         except Exception:
             log.exception(format_event("sip_internal_error", peer=f"{addr[0]}:{addr[1]}"))
+        finally:
+            release_parser_tracebacks()
 
     def error_received(self, exc: Exception) -> None:
         log.debug(format_event("sip_socket_error", error=str(exc)))
@@ -66,6 +93,12 @@ class SipTransport:
         self._sink = sink
         self._socket: asyncio.DatagramTransport | None = None
         self._port = config.listen_port
+        self._limiter = SourceLimiter(config.source_rate, config.source_burst)
+        # Stateless 503s to over-budget sources are themselves budgeted.
+        answers = max(1.0, config.source_rate / 10)
+        self._answers = SourceLimiter(answers, answers)
+        self.warn = LogLimiter(log)
+        self.dropped: Counter[str] = Counter()
 
     async def open(self) -> None:
         """Bind the socket (port 0 picks a free one; read :attr:`port`)."""
@@ -92,21 +125,19 @@ class SipTransport:
         if self._socket is None:
             return
         if not sendable(addr):
-            _event("sip_unsendable", logging.WARNING, destination=repr(addr)[:80])
+            self.warn.warning("sip_unsendable", destination=repr(addr)[:80])
             return
         self._socket.sendto(data, addr)
 
     # ------------------------------------------------------------- receiving
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
-        if len(data) > self.config.max_message_bytes:
-            _event(
-                "sip_dropped",
-                logging.WARNING,
-                peer=f"{addr[0]}:{addr[1]}",
-                reason="oversized",
-                size=len(data),
-            )
+        reason = self._refusal(data, addr[0])
+        if reason == "rate":
+            self._over_budget(data, addr)
+            return
+        if reason:
+            self._drop(addr, reason, len(data))
             return
         if not data.strip(b"\r\n\0 "):
             return  # keep-alive (RFC 5626 CRLF ping)
@@ -120,6 +151,31 @@ class SipTransport:
         else:
             stamp_via(message, addr)
             self._sink.on_request(message, addr)
+
+    def _refusal(self, data: bytes, host: str) -> str | None:
+        """Why a datagram is dropped unread (cheapest checks first), or None."""
+        if not self._sink.admits(host):
+            return "not_allowed"
+        if len(data) > self.config.max_message_bytes:
+            return "oversized"
+        if header_lines(data) > self.config.max_headers:
+            return "too_many_headers"
+        if not self._sink.exempt(host) and not self._limiter.allow(host):
+            return "rate"
+        return None
+
+    def _drop(self, addr: Addr, reason: str, size: int) -> None:
+        self.dropped[reason] += 1
+        self.warn.warning("sip_dropped", peer=f"{addr[0]}:{addr[1]}", reason=reason, size=size)
+
+    def _over_budget(self, data: bytes, addr: Addr) -> None:
+        """Pike: a statelessly built 503 while the answer budget lasts, then silence."""
+        self._drop(addr, "rate", len(data))
+        if not self._answers.allow(addr[0]):
+            return
+        raw = RawRequest.scan(data)
+        if raw is not None:
+            self.send(raw.stateless(503, "rate limited", new_tag(), [("Retry-After", "5")]), addr)
 
     # ------------------------------------------------------ how peers see us
 
