@@ -141,7 +141,7 @@ def _parse_media(msg: dict[str, Any]) -> Media:
     media = _obj(msg, "media")
     try:
         payload = base64.b64decode(_str(media, "payload"), validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
         raise MediaStreamProtocolError(f"media payload is not base64: {exc}") from None
     return Media(
         payload=payload,
