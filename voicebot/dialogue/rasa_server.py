@@ -337,11 +337,13 @@ class ManagedRasa:
             if code is not None:
                 return _Problem(f"the {process.name} (pid {process.proc.pid}) exited with {code}")
         try:
+            # As RasaClient does: the bearer header always (voicebot's own Rasa checks
+            # only that), plus Rasa's ?token= for an external one started with --auth-token.
             path, params, headers = "/", {}, {}
-            if self.token and self.managed:  # ours takes the token as a header only
+            if self.token:
                 path, headers = "/status", {"Authorization": f"Bearer {self.token}"}
-            elif self.token:
-                path, params = "/status", {"token": self.token}
+                if not self.managed:
+                    params = {"token": self.token}
             async with http.get(f"{self.url}{path}", params=params, headers=headers) as resp:
                 if resp.status == 200:
                     return None
