@@ -39,6 +39,7 @@ def pinned(**overrides: float) -> EndpointingConfig:
         "min_speech_s": 0.25,
         "pause_s": 0.2,
         "end_silence_s": 0.6,
+        "barge_in_clear_voice_s": 0.3,  # off: tested on its own below
     }
     return EndpointingConfig(**{**tuned, **overrides})
 
@@ -256,6 +257,26 @@ def test_confirmation_needs_barge_in_min_speech() -> None:
     kinds = [type(e) for e in events]
     assert kinds == [SpeechStarted, SpeechConfirmed, SpeechPaused, UtteranceEnded]
     assert events[1].at == pytest.approx(10 * 0.032)
+
+
+def test_clear_voice_confirms_sooner_than_weak_voice() -> None:
+    fast = {"barge_in_clear_voice_s": 0.19, "barge_in_clear_voice_prob": 0.5}
+    clear = scripted([0.9] * 10 + [0.0] * 30, **fast)
+    (confirmed,) = [e for e in clear if isinstance(e, SpeechConfirmed)]
+    assert confirmed.at == pytest.approx(6 * 0.032)  # 0.192 s of sound
+    weak = scripted([0.45] * 10 + [0.0] * 30, speech_threshold=0.4, **fast)
+    (confirmed,) = [e for e in weak if isinstance(e, SpeechConfirmed)]
+    assert confirmed.at == pytest.approx(10 * 0.032)  # waits barge_in_min_speech_s
+
+
+def test_clear_voice_counts_the_sound_not_the_vad_decay() -> None:
+    """Silero stays voiced after a short burst; the level shows the burst was short."""
+    fast = {"barge_in_clear_voice_s": 0.19, "barge_in_clear_voice_prob": 0.5}
+    ep = Endpointer(pinned(**fast), ScriptedVad([0.0] * 5 + [0.9] * 8 + [0.0] * 30))
+    burst = np.concatenate([np.zeros(5 * 256, np.int16), np.full(3 * 256, 3000, np.int16)])
+    events = ep.push(np.concatenate([burst, np.zeros(35 * 256, np.int16)]))
+    assert SpeechStarted in [type(e) for e in events]
+    assert SpeechConfirmed not in [type(e) for e in events]
 
 
 def test_blip_shorter_than_min_speech_is_noise() -> None:
