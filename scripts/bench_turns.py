@@ -12,10 +12,13 @@ the turn only if it is in before the caller talks again.
 * **held**: a finished fixture whose last pause did not read as finished, so the turn
   waited the full ``end_silence_s``.  (Words without Whisper's full stop that do not
   dangle end the turn after a shorter wait, ``UNPUNCTUATED_WAIT_S``: not held.)
-* **false end**: a pause inside a fixture (more words follow in the same turn) whose
-  transcript read as finished and arrived before the caller went on — the turn was cut.
-  ``any_mid_pause_read_finished`` counts such pauses whatever the STT time (the worst
-  case: an STT faster than the caller's pause).
+* **cut**: a pause inside a fixture (more words follow in the same turn) whose words
+  ended the turn before the caller went on.  A cut inside a phrase ("There's a charge on
+  my card | that I don't recognise") is a **false end**; a cut where the reference text has
+  a comma or full stop ("No, | that's not what I said") is a **split** — the caller paused
+  after a whole phrase, and reported apart.
+  Because the race depends on the STT time, and this machine's varies with load, the
+  cuts are also replayed as if STT had taken a fixed time (``false_ends_if_stt_s``).
 * **speech end lag**: the endpointer's end of speech minus the end of the words (the last
   20 ms frame above -40 dBFS, the definition ``scripts/bench_calls.py`` uses over RTP),
   and the pause decision's lag after the end of the words.
@@ -31,6 +34,7 @@ import argparse
 import asyncio
 import json
 import math
+import re
 import statistics
 import sys
 import time
@@ -143,19 +147,18 @@ async def judge(entry: dict, stt: Transcriber, fixed_stt_s: float | None) -> dic
         pause.wait_s = end_of_turn_wait(result.text, expects_pin=expects_pin)
     ends = [e for _, e in events if isinstance(e, UtteranceEnded)]
     end = words_end(pcm)
-    first_end = next((p for p, _ in pauses if p.ends_turn), None)
     last = pauses[-1][0] if pauses else None
     return {
         "id": entry["id"],
+        "spoken": entry.get("say", entry["text"]),
         "pauses_inserted": len(entry.get("pauses", [])),
         "words_end_s": round(end, 3),
         "speech_end_s": round(ends[0].utterance.stats["speech_ended_at"], 3) if ends else None,
         "pause_seen_s": round(last.at, 3) if last else None,
         "mid_pauses": [_row(p) for p, _ in pauses[:-1]],
         "last_pause": _row(last) if last else None,
-        "false_end": first_end is not None and first_end is not last,
         "any_mid_pause_read_finished": any(p.wait_s is not None for p, _ in pauses[:-1]),
-        "held": first_end is None,
+        "held": last is None or not last.ends_turn,
     }
 
 
@@ -174,16 +177,35 @@ def _row(p: Pause) -> dict:
 ASSUMED_STT_S = (0.1, 0.15, 0.25, 0.4)  # the race replayed as if STT took this long
 
 
-def false_ends_if(rows: list[dict], stt_s: float) -> list[str]:
-    """Fixtures cut at a mid pause had every transcript taken ``stt_s``."""
-    return [
-        r["id"]
-        for r in rows
-        if any(
-            ends_at(p["at_s"], p["speech_end_s"], p["wait_s"], stt_s, p["resumed_at_s"])
-            for p in r["mid_pauses"]
-        )
-    ]
+def cut_at(row: dict, stt_s: float | None) -> dict | None:
+    """The mid pause that ended this fixture's turn, had STT taken ``stt_s`` (None: the
+    time measured)."""
+    return next(
+        (
+            p
+            for p in row["mid_pauses"]
+            if ends_at(
+                p["at_s"], p["speech_end_s"], p["wait_s"], stt_s or p["stt_s"], p["resumed_at_s"]
+            )
+        ),
+        None,
+    )
+
+
+def at_phrase_end(reference: str, heard: str) -> bool:
+    """The words heard so far end where the reference has a comma or full stop: the caller
+    paused after a whole phrase ("No," … "that's not what I said") rather than inside one."""
+    ref = reference.split()
+    k = len(re.findall(r"[\w']+", heard))
+    return 0 < k <= len(ref) and ref[k - 1][-1] in ",.?!;:"
+
+
+def false_ends_if(rows: list[dict], stt_s: float | None) -> dict:
+    """Fixtures cut at a mid pause had every transcript taken ``stt_s``: inside a phrase
+    (false ends) and at a phrase boundary (splits)."""
+    cuts = [(r, p) for r in rows if (p := cut_at(r, stt_s))]
+    split = [r["id"] for r, p in cuts if at_phrase_end(r["spoken"], p["text"])]
+    return {"false_ends": [r["id"] for r, _ in cuts if r["id"] not in split], "splits": split}
 
 
 def end_after_words(rows: list[dict], stt_s: float) -> dict:
@@ -205,6 +227,7 @@ def end_after_words(rows: list[dict], stt_s: float) -> dict:
 
 def summarise(rows: list[dict]) -> dict:
     n = len(rows)
+    measured = false_ends_if(rows, None)
     pause_rows = [r for r in rows if r["pauses_inserted"]]
     lag = [r["speech_end_s"] - r["words_end_s"] for r in rows if r["speech_end_s"] is not None]
     seen = [r["pause_seen_s"] - r["words_end_s"] for r in rows if r["pause_seen_s"] is not None]
@@ -213,11 +236,10 @@ def summarise(rows: list[dict]) -> dict:
         "held": sum(r["held"] for r in rows),
         "held_share": round(sum(r["held"] for r in rows) / n, 3) if n else None,
         "held_ids": [r["id"] for r in rows if r["held"]],
-        "false_ends": sum(r["false_end"] for r in rows),
-        "false_end_share": round(sum(r["false_end"] for r in rows) / n, 3) if n else None,
-        "false_end_ids": [r["id"] for r in rows if r["false_end"]],
+        "cut_with_measured_stt": measured,
+        "false_end_share": round(len(measured["false_ends"]) / n, 3) if n else None,
         "pause_fixtures": len(pause_rows),
-        "pause_fixture_false_ends": sum(r["false_end"] for r in pause_rows),
+        "pause_fixtures_cut": [r["id"] for r in pause_rows if cut_at(r, None)],
         "any_mid_pause_read_finished": sum(r["any_mid_pause_read_finished"] for r in rows),
         "false_ends_if_stt_s": {str(t): false_ends_if(rows, t) for t in ASSUMED_STT_S},
         "turn_end_after_words_if_stt_s": {str(t): end_after_words(rows, t) for t in ASSUMED_STT_S},

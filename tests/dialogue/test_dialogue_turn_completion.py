@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.dialogue.turn_completion import UNPUNCTUATED_WAIT_S, end_of_turn_wait, reads_complete
+from voicebot.dialogue.turn_completion import (
+    SHORT_PHRASE_WAIT_S,
+    UNPUNCTUATED_WAIT_S,
+    end_of_turn_wait,
+    reads_complete,
+)
 
 
 @pytest.mark.parametrize(
@@ -22,6 +27,7 @@ from voicebot.dialogue.turn_completion import UNPUNCTUATED_WAIT_S, end_of_turn_w
         "What can you do?",
         "I'd like to complain.",
         "Can you help me with that?",
+        "My father died last week. What do I need to do?",
     ],
 )
 def test_finished_requests(text: str) -> None:
@@ -127,3 +133,10 @@ def test_unpunctuated_words_that_do_not_dangle_wait_a_shorter_silence() -> None:
     assert end_of_turn_wait("My card was") is None
     assert end_of_turn_wait("I need to reset") is None
     assert end_of_turn_wait("four three") is None
+
+
+def test_a_phrase_of_one_or_two_words_waits_a_little_in_case_more_follows() -> None:
+    assert end_of_turn_wait("No.") == SHORT_PHRASE_WAIT_S  # "No, that's not what I said."
+    assert end_of_turn_wait("Hi there.") == SHORT_PHRASE_WAIT_S
+    assert end_of_turn_wait("What's my balance?") == 0.0
+    assert end_of_turn_wait("4 3 2 1", expects_pin=True) == 0.0
