@@ -790,11 +790,10 @@ def latest_stt(path: str | None = None) -> dict | None:
     }
 
 
-def run_stt_bench() -> str | None:
-    """scripts/bench_stt.py on every fixture (telephone band), after the calls (quiet CPU)."""
-    print("bench: STT WER (scripts/bench_stt.py)…", file=sys.stderr, flush=True)
+def run_script(name: str) -> str | None:
+    """Run ``scripts/<name>`` after the calls (quiet CPU); the JSON file it wrote."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_stt.py")],
+        [sys.executable, str(ROOT / "scripts" / name)],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -804,23 +803,20 @@ def run_stt_bench() -> str | None:
     return m.group(1) if m else None
 
 
+def run_stt_bench() -> str | None:
+    """scripts/bench_stt.py on every fixture (telephone band)."""
+    print("bench: STT WER (scripts/bench_stt.py)…", file=sys.stderr, flush=True)
+    return run_script("bench_stt.py")
+
+
 def run_turns_bench() -> dict | None:
     """scripts/bench_turns.py: held turns and false ends on every fixture (in-process)."""
     print("bench: end of turn on every fixture (scripts/bench_turns.py)…", file=sys.stderr)
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_turns.py")],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    m = re.search(r"written (\S+)", out)
-    if not m:
+    path = run_script("bench_turns.py")
+    if not path:
         return None
-    data = json.loads(Path(m.group(1)).read_text())
-    return {"source": os.path.relpath(m.group(1), ROOT), "stt_p50_s": data["stt_p50_s"]} | data[
-        "summary"
-    ]
+    data = json.loads(Path(path).read_text())
+    return {"source": os.path.relpath(path, ROOT), "stt_p50_s": data["stt_p50_s"]} | data["summary"]
 
 
 def residuals(results: list[CallResult], records: dict[str, dict]) -> dict:

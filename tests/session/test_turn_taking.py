@@ -49,7 +49,7 @@ class GatedStt:
 class Call:
     """One call's turn taking with the events it produced, fed 20 ms at a time."""
 
-    def __init__(self, stt: GatedStt, wait: float | None | str = "no judge") -> None:
+    def __init__(self, stt: GatedStt, wait: float | str | None = "no judge") -> None:
         """``wait``: what every transcript's words ask of silence (None: unfinished)."""
         self.events: list[EndpointEvent] = []
         judge = None if wait == "no judge" else (lambda text: wait)
