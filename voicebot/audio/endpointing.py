@@ -53,7 +53,7 @@ _DBFS_FLOOR = -120.0
 BLOCK_SAMPLES = 80  # 10 ms: the level tracker's resolution
 TAIL_DROP_DB = 35.0  # a block this far under the turn's loudest is past the words
 FLOOR_MARGIN_DB = 6.0  # … and it must stand this far over the line's noise floor
-MAX_TAIL_TRIM_S = 0.12  # never move the end of speech further back than this
+MAX_TAIL_TRIM_S = 0.2  # never move the end of speech further back than this
 _NOISE_RISE = 0.02  # per block: the noise floor follows a louder line over ~0.5 s
 
 
@@ -360,9 +360,10 @@ class Endpointer:
 
     def _sound_end(self, seg: _Segment) -> int:
         """Where the sound stopped inside the VAD's decay (see the module notes)."""
+        if seg.sound_end <= seg.start:
+            return seg.last_voiced_end  # never louder than the line: the VAD alone decides
         earliest = max(seg.start, seg.last_voiced_end - self._seconds(MAX_TAIL_TRIM_S))
-        loud = self._levels.last_above(earliest, seg.last_voiced_end, self._loud(seg))
-        return seg.last_voiced_end if loud is None else loud
+        return max(seg.sound_end, earliest)
 
     def _loud(self, seg: _Segment) -> float:
         """The level (dBFS) a 10 ms block must pass to count as the words' sound."""
