@@ -29,7 +29,7 @@ says the speech is over, the speech ends where the level last stood within
 ``TAIL_DROP_DB`` of the turn's loudest block and ``FLOOR_MARGIN_DB`` over the
 line's noise floor — at most ``MAX_TAIL_TRIM_S`` before the VAD's own end.  On
 a noisy line the floor hides the soft tail and the end stays near the VAD's (10 dB
-SNR: 0.17 s after the words, as before); a turn never louder than the line keeps
+SNR: 0.17 s after the words); a turn never louder than the line keeps
 the VAD's end.  The VAD still decides *whether* the caller is talking; the level
 only says *when* the sound stopped.
 
