@@ -77,6 +77,7 @@ def test_a_named_number_is_finished_when_all_its_digits_are_there() -> None:
     assert not reads_complete("The last four digits are 44.")
     assert reads_complete("The last four digits are 4417.")
     assert not reads_complete("My PIN is 43.")
+    assert not reads_complete("My pen is 43.")  # a misheard "pin": still a number being read
     assert reads_complete("My PIN is 4321.")
 
 

@@ -164,7 +164,9 @@ def _digits_wanted(text: str, words: list[str], expects_pin: bool) -> int:
     named = [n for phrase, n in NUMBER_DIGITS.items() if phrase in text]
     if named:
         return max(named)
-    return PIN_DIGITS if not any(w.isalpha() for w in words) else 0
+    # Digits alone, or words ending on a short number ("My pen is 43" — Whisper's "pin"):
+    # a number is being read.
+    return PIN_DIGITS if not any(w.isalpha() for w in words) or words[-1].isdigit() else 0
 
 
 def _dangles(words: list[str]) -> bool:
