@@ -55,12 +55,37 @@ RESULTS = ROOT / "bench" / "results"
 FRAME = 160  # 20 ms at 8 kHz
 SPEECH_DBFS = -40.0  # a 20 ms frame louder than this carries speech (fixtures: -24 dBFS speech)
 ROUTINE = ["greet_hello", "hours_opening", "thanks_plain", "balance_whats_my"]
+# One call's latency is taken over a wider set: short answers, questions, statements, and
+# questions ending in a preposition.  (Requests for a person are left out: they hand the
+# call over, and the fixtures after them would be heard by the hold music.)
+ONE_CALL_SET = [
+    *ROUTINE,
+    "wcyd_help_with",
+    "prep_charge_for",
+    "prep_ask_about",
+    "prep_pay_with",
+    "prep_open_on",
+    "lost_card_lost",
+    "affirm_yes",
+    "password_forgot",
+    "transactions_recent",
+    "hours_saturday",
+    "greet_hey",
+    "quiet_lost_card",
+]
 PAUSE_SET = [
     "pause_balance",
     "pause_card_stolen",
     "pause_opening_hours",
     "pause_reset_password",
     "pause_pin",
+    "pause_help_me_with",
+    "pause_talk_to_about",
+    "pause_send_money_to",
+    "pause_pin_each_digit",
+    "pause_pin_my_pin_is",
+    "pause_card_last_four",
+    "pause_card_number",
 ]
 # Barge-in: the caller talks over the bot's long "what can you do" reply.  Speech should stop
 # it; line noise and a cough should not.
@@ -73,7 +98,13 @@ BARGE_SPEECH = [
     "noisy_balance",
     "noisy_agent",
 ]
-BARGE_NOISE = ["nonspeech_line_noise_2s", "nonspeech_cough"]
+BARGE_NOISE = [
+    "nonspeech_line_noise_2s",
+    "nonspeech_cough",
+    "nonspeech_cough_loud",
+    "nonspeech_cough_soft",
+    "nonspeech_line_noise_loud",
+]
 BARGE_AFTER_S = 1.5  # into the bot's reply
 BOT_STOPPED_QUIET_S = 0.3  # bot silent this long after the caller's onset = it stopped
 BARGE_WINDOW_S = 1.5  # looked at after the onset
@@ -759,11 +790,10 @@ def latest_stt(path: str | None = None) -> dict | None:
     }
 
 
-def run_stt_bench() -> str | None:
-    """scripts/bench_stt.py on every fixture (telephone band), after the calls (quiet CPU)."""
-    print("bench: STT WER (scripts/bench_stt.py)…", file=sys.stderr, flush=True)
+def run_script(name: str) -> str | None:
+    """Run ``scripts/<name>`` after the calls (quiet CPU); the JSON file it wrote."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_stt.py")],
+        [sys.executable, str(ROOT / "scripts" / name)],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -771,6 +801,22 @@ def run_stt_bench() -> str | None:
     ).stdout
     m = re.search(r"written (\S+)", out)
     return m.group(1) if m else None
+
+
+def run_stt_bench() -> str | None:
+    """scripts/bench_stt.py on every fixture (telephone band)."""
+    print("bench: STT WER (scripts/bench_stt.py)…", file=sys.stderr, flush=True)
+    return run_script("bench_stt.py")
+
+
+def run_turns_bench() -> dict | None:
+    """scripts/bench_turns.py: held turns and false ends on every fixture (in-process)."""
+    print("bench: end of turn on every fixture (scripts/bench_turns.py)…", file=sys.stderr)
+    path = run_script("bench_turns.py")
+    if not path:
+        return None
+    data = json.loads(Path(path).read_text())
+    return {"source": os.path.relpath(path, ROOT), "stt_p50_s": data["stt_p50_s"]} | data["summary"]
 
 
 def residuals(results: list[CallResult], records: dict[str, dict]) -> dict:
@@ -879,6 +925,7 @@ async def main(args: argparse.Namespace) -> dict:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     levels = [1] if args.quick else [int(x) for x in args.concurrency.split(",")]
     routine = [Utterance.load(f) for f in (ROUTINE[:1] if args.quick else ROUTINE)]
+    one_call = routine if args.quick else [Utterance.load(f) for f in ONE_CALL_SET]
     pause = [Utterance.load(f) for f in (PAUSE_SET[:1] if args.quick else PAUSE_SET)]
     interrupters = [BARGE_SPEECH[0], BARGE_NOISE[0]] if args.quick else BARGE_SPEECH + BARGE_NOISE
     barge = (Utterance.load(BARGE_PROMPT), [Utterance.load(f) for f in interrupters])
@@ -892,6 +939,7 @@ async def main(args: argparse.Namespace) -> dict:
             "the "
             "caller's last frame above it; disclosure skipped",
             "routine_fixtures": [u.id for u in routine],
+            "one_call_fixtures": [u.id for u in one_call],
             "pause_fixtures": [u.id for u in pause],
             "barge_in": f"talk over the reply to {BARGE_PROMPT} {BARGE_AFTER_S} s into it; "
             "stop = caller's speech onset (10 dB over the line's noise floor) to the bot's "
@@ -912,7 +960,8 @@ async def main(args: argparse.Namespace) -> dict:
             for n in levels:
                 print(f"bench: {n} simultaneous call(s)…", file=sys.stderr, flush=True)
                 min_turns = 1 if args.quick else args.min_turns
-                sweep.append(await concurrent_calls(server, n, routine, min_turns))
+                fixtures = one_call if n == 1 else routine
+                sweep.append(await concurrent_calls(server, n, fixtures, min_turns))
             records = server.records()
             for level in sweep:  # every turn, with the record's stage timings beside it
                 level["call_turns"] = [
@@ -967,20 +1016,34 @@ async def main(args: argparse.Namespace) -> dict:
                     srv.stop()
     stt_path = None if (args.quick or args.skip_stt) else run_stt_bench()
     report["stt"] = latest_stt(stt_path)
+    report["turns"] = None if (args.quick or args.skip_stt) else run_turns_bench()
     report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     c1 = next((s for s in report["concurrency"] if s["calls"] == 1), None)
     c4 = next((s for s in report["concurrency"] if s["calls"] == 4), None)
+    c8 = next((s for s in report["concurrency"] if s["calls"] == 8), None)
+    outside = report["breakdown"]["unexplained_rtp_s"]["outside_session_s"]["median_s"]
+    pauses = report.get("endpointing") or [{}]
+    barge = report["barge_in"]
     rss = max(s["peak_rss_mb"] for s in report["concurrency"])
     wer = (report["stt"] or {}).get("summary", {}).get("piper", {}).get("wer")
 
-    def within(level: dict | None, key: str, limit: float) -> bool | None:
-        value = level["latency"][key] if level else None
+    def within(level: dict | None, key: str, limit: float, part: str = "latency") -> bool | None:
+        value = level[part][key] if level else None
         return None if value is None else value <= limit
 
     report["targets"] = {
         "one_call_p50_le_0.8s": within(c1, "p50_s", 0.8),
         "one_call_p95_le_1.2s": within(c1, "p95_s", 1.2),
         "four_calls_p95_le_1.5s": within(c4, "p95_s", 1.5),
+        # issue 14, on a machine whose bench STT p50 is about 0.15 s (quote it beside):
+        "one_call_p50_le_0.45s": within(c1, "p50_s", 0.45),
+        "one_call_p95_le_0.70s": within(c1, "p95_s", 0.70),
+        "one_call_max_le_0.90s": within(c1, "max_s", 0.90),
+        "eight_calls_p95_le_0.9s": within(c8, "p95_s", 0.9),
+        "outside_session_median_le_0.13s": None if outside is None else outside <= 0.13,
+        "pause_fixtures_no_false_end": pauses[0].get("cut_ins") == 0,
+        "barge_in_stop_median_le_0.30s": within(barge, "p50_s", 0.30, "stop_after_onset"),
+        "noise_never_stops_the_bot": barge["noise_stopped_bot"].startswith("0/"),
         "startup_le_15s": (report["startup"]["launch_to_first_200_ok_s"] or 1e9) <= 15,
         "peak_rss_le_1.5GB": rss <= 1536,
         "telephone_wer_le_10pct_natural": (wer <= 0.10) if wer is not None else None,

@@ -205,6 +205,12 @@ class EndpointingConfig:
     max_utterance_s: Seconds = 20.0
     pre_roll_s: float = 0.35  # onsets ("four…") score low: keep audio before detection
     barge_in_min_speech_s: float = 0.3  # a 100 ms burst of voice scores ~0.2 s: no barge-in
+    # Clear voice interrupts sooner: this much voiced audio whose mean Silero score is at
+    # least ``barge_in_clear_voice_prob``.  Coughs and line noise on the fixtures score
+    # under 0.1; speech onsets score 0.5-0.9 (a quiet "Agent." ~0.3, which waits the full
+    # ``barge_in_min_speech_s``).
+    barge_in_clear_voice_s: float = 0.19
+    barge_in_clear_voice_prob: float = 0.5
 
 
 @dataclass

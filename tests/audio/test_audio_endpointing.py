@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from voicebot.audio.endpointing import (
+    MAX_TAIL_TRIM_S,
     Endpointer,
     EndpointEvent,
     NoiseDiscarded,
@@ -19,7 +20,8 @@ from voicebot.audio.endpointing import (
     UtteranceEnded,
 )
 from voicebot.audio.vad import SileroVad
-from voicebot.config import EndpointingConfig
+from voicebot.audio.wavfile import read_audio
+from voicebot.config import PROJECT_ROOT, EndpointingConfig
 from voicebot.core.frames import SAMPLE_RATE, Utterance, silence, split_frames
 
 PHRASE_1 = "I lost my card"
@@ -39,6 +41,7 @@ def pinned(**overrides: float) -> EndpointingConfig:
         "min_speech_s": 0.25,
         "pause_s": 0.2,
         "end_silence_s": 0.6,
+        "barge_in_clear_voice_s": 0.3,  # off: tested on its own below
     }
     return EndpointingConfig(**{**tuned, **overrides})
 
@@ -258,6 +261,26 @@ def test_confirmation_needs_barge_in_min_speech() -> None:
     assert events[1].at == pytest.approx(10 * 0.032)
 
 
+def test_clear_voice_confirms_sooner_than_weak_voice() -> None:
+    fast = {"barge_in_clear_voice_s": 0.19, "barge_in_clear_voice_prob": 0.5}
+    clear = scripted([0.9] * 10 + [0.0] * 30, **fast)
+    (confirmed,) = [e for e in clear if isinstance(e, SpeechConfirmed)]
+    assert confirmed.at == pytest.approx(6 * 0.032)  # 0.192 s of sound
+    weak = scripted([0.45] * 10 + [0.0] * 30, speech_threshold=0.4, **fast)
+    (confirmed,) = [e for e in weak if isinstance(e, SpeechConfirmed)]
+    assert confirmed.at == pytest.approx(10 * 0.032)  # waits barge_in_min_speech_s
+
+
+def test_clear_voice_counts_the_sound_not_the_vad_decay() -> None:
+    """Silero stays voiced after a short burst; the level shows the burst was short."""
+    fast = {"barge_in_clear_voice_s": 0.19, "barge_in_clear_voice_prob": 0.5}
+    ep = Endpointer(pinned(**fast), ScriptedVad([0.0] * 5 + [0.9] * 8 + [0.0] * 30))
+    burst = np.concatenate([np.zeros(5 * 256, np.int16), np.full(3 * 256, 3000, np.int16)])
+    events = ep.push(np.concatenate([burst, np.zeros(35 * 256, np.int16)]))
+    assert SpeechStarted in [type(e) for e in events]
+    assert SpeechConfirmed not in [type(e) for e in events]
+
+
 def test_blip_shorter_than_min_speech_is_noise() -> None:
     events = scripted([0.0] * 3 + [0.9] * 7 + [0.0] * 30)  # 224 ms < 250 ms
     assert [type(e) for e in events] == [SpeechStarted, NoiseDiscarded]
@@ -304,3 +327,70 @@ def test_end_turn_closes_only_during_a_pause() -> None:
     assert np.array_equal(ended.utterance.pcm, paused.utterance.pcm)
     assert ended.utterance.endpoint_wait_s == pytest.approx(8 * 0.032)
     assert ep.end_turn() == [] and ep.silence_duration() > 0
+
+
+# --------------------------------------------------------------------------- recorded fixtures
+def recorded(fixture: str) -> np.ndarray:
+    return read_audio(PROJECT_ROOT / "audio_fixtures" / "utterances" / f"{fixture}.wav")
+
+
+def words_end(pcm: np.ndarray) -> float:
+    """End of the last 20 ms frame above -40 dBFS (the bench's end of the words)."""
+    frames = split_frames(pcm)
+    level = [np.sqrt(np.mean(f.astype(np.float64) ** 2)) for f in frames]
+    loud = [i for i, rms in enumerate(level) if rms > 32768 * 10 ** (-40 / 20)]
+    return (loud[-1] + 1) * 0.02
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    ["greet_hello", "balance_whats_my", "lost_card_lost", "wcyd_help_with", "prep_pay_with"],
+)
+def test_speech_ends_on_the_words_not_on_the_vads_decay(vad: SileroVad, fixture: str) -> None:
+    """Silero stays voiced up to 0.2 s after these words; the turn's clock starts at them.
+    (Fixtures ending on a soft fricative, "Yes", are left out: its "s" is under the -40 dBFS
+    the reference uses, yet still the word.)"""
+    pcm = recorded(fixture)
+    (utt,) = utterances(run(pcm, vad, EndpointingConfig()))
+    end = words_end(pcm)
+    assert end - 0.03 <= utt.stats["speech_ended_at"] <= end + 0.04
+    assert utt.ended_at == pytest.approx(utt.stats["speech_ended_at"] + 0.12, abs=1e-6)
+
+
+def test_on_a_noisy_line_the_words_stay_whole(vad: SileroVad) -> None:
+    """Hiss 10 dB under the words hides their soft tail: the end may come a little early
+    (timing only), but the utterance still holds every word."""
+    clean = recorded("balance_whats_my")
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0, 32768 * 10 ** (-34 / 20), len(clean))
+    noisy = np.clip(clean + noise, -32768, 32767).astype(np.int16)
+    (utt,) = utterances(run(noisy, vad, EndpointingConfig()))
+    end = words_end(clean)
+    assert end - MAX_TAIL_TRIM_S <= utt.stats["speech_ended_at"] <= end + 0.2
+    assert utt.ended_at >= end
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "nonspeech_cough",
+        "nonspeech_cough_loud",
+        "nonspeech_cough_soft",
+        "nonspeech_line_noise_2s",
+        "nonspeech_line_noise_loud",
+    ],
+)
+def test_recorded_coughs_and_line_noise_never_confirm_speech(vad: SileroVad, fixture: str) -> None:
+    events = run(np.concatenate([recorded(fixture), silence(1.0)]), vad, EndpointingConfig())
+    assert not of_type(events, SpeechConfirmed) and not utterances(events)
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    ["balance_whats_my", "hours_opening", "lost_card_lost", "noisy_balance", "human_agent"],
+)
+def test_recorded_speech_confirms_as_talk_over_the_bot(vad: SileroVad, fixture: str) -> None:
+    events = run(recorded(fixture), vad, EndpointingConfig())
+    (started,) = of_type(events, SpeechStarted)
+    (confirmed,) = of_type(events, SpeechConfirmed)
+    assert confirmed.at - started.at <= EndpointingConfig().barge_in_min_speech_s + 0.032

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from session_fakes import FakeVad, speech
 
-from voicebot.config import Config
+from voicebot.audio.vad import shared_vad
+from voicebot.audio.wavfile import read_audio
+from voicebot.config import PROJECT_ROOT, Config
 from voicebot.core.frames import (
     AudioFrame,
     DtmfFrame,
@@ -147,6 +149,7 @@ async def run_call(
     config: Config | None = None,
     *,
     available: bool = True,
+    vad: object | None = None,
 ) -> tuple[CallSession, ScriptedChannel, FakeDialogue]:
     config = config or Config()
     dialogue = FakeDialogue(answer, available=available)
@@ -155,7 +158,7 @@ async def run_call(
         transcriber=FakeTranscriber(texts),
         synthesizer=FakeSynthesizer(),
         dialogue=dialogue,
-        vad=FakeVad(),
+        vad=vad or FakeVad(),  # type: ignore[arg-type]
     )
     channel = ScriptedChannel(steps)
     session = CallSession(channel, services)
@@ -291,6 +294,45 @@ async def test_a_cough_does_not_interrupt() -> None:
     )
     assert channel.output.clears == 0
     assert not session.record.turns[1].bot_interrupted
+
+
+def recorded(fixture: str) -> np.ndarray:
+    return read_audio(PROJECT_ROOT / "audio_fixtures" / "utterances" / f"{fixture}.wav")
+
+
+@pytest.mark.parametrize(
+    ("interrupter", "stops_the_reply"),
+    [
+        ("balance_whats_my", True),
+        ("hours_opening", True),
+        ("noisy_agent", True),
+        ("nonspeech_cough", False),
+        ("nonspeech_cough_loud", False),
+        ("nonspeech_line_noise_loud", False),
+    ],
+)
+async def test_recorded_speech_stops_a_reply_and_coughs_and_hiss_do_not(
+    interrupter: str, stops_the_reply: bool
+) -> None:
+    """The real Silero VAD on recorded fixtures, over a reply that is still playing."""
+
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        await ch.session.wait_idle()  # type: ignore[union-attr]
+        ch.output.hold.clear()
+
+    async def release(ch: ScriptedChannel) -> None:
+        ch.output.hold.set()
+
+    opening = audio(np.concatenate([recorded("greet_hello"), silence(1.2)]))
+    over = audio(np.concatenate([recorded(interrupter), silence(1.2)]))
+    session, channel, _ = await run_call(
+        [hold_playout, opening, over, release, "idle"],
+        ["Hello.", "What's my balance?"],
+        lambda text: reply("A very long answer " * 20, "what_can_you_do"),
+        vad=shared_vad(),
+    )
+    assert session.record.turns[1].bot_interrupted is stops_the_reply
+    assert (channel.output.clears >= 1) is stops_the_reply
 
 
 async def test_rasa_failure_gets_an_apology_then_a_transfer_not_a_drop() -> None:

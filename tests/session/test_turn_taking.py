@@ -49,11 +49,12 @@ class GatedStt:
 class Call:
     """One call's turn taking with the events it produced, fed 20 ms at a time."""
 
-    def __init__(self, stt: GatedStt, complete: bool | None = None) -> None:
+    def __init__(self, stt: GatedStt, wait: float | str | None = "no judge") -> None:
+        """``wait``: what every transcript's words ask of silence (None: unfinished)."""
         self.events: list[EndpointEvent] = []
-        reads = None if complete is None else (lambda text: complete)
+        judge = None if wait == "no judge" else (lambda text: wait)
         self.turns = TurnTaking(
-            Endpointer(CONFIG, FakeVad().stream()), stt, self.events.append, reads
+            Endpointer(CONFIG, FakeVad().stream()), stt, self.events.append, judge
         )
 
     async def feed(self, pcm: np.ndarray) -> None:
@@ -99,7 +100,7 @@ async def test_caller_going_on_drops_the_early_transcript() -> None:
 async def test_finished_words_end_the_turn_without_waiting_out_the_silence() -> None:
     stt = GatedStt("What are your opening hours?")
     stt.release.clear()
-    call = Call(stt, complete=True)
+    call = Call(stt, wait=0.0)
     await call.feed(np.concatenate([speech(1.0), silence(0.3)]))
     assert call.of(SpeechPaused) and not call.of(UtteranceEnded)
     stt.release.set()
@@ -115,7 +116,7 @@ async def test_finished_words_end_the_turn_without_waiting_out_the_silence() -> 
 
 async def test_unfinished_words_wait_for_the_full_silence() -> None:
     stt = GatedStt("My card was")
-    call = Call(stt, complete=False)
+    call = Call(stt, wait=None)
     await call.feed(np.concatenate([speech(1.0), silence(0.6)]))
     assert not call.of(UtteranceEnded) and call.turns.early_ends == 0
     await call.feed(silence(0.6))
@@ -123,10 +124,35 @@ async def test_unfinished_words_wait_for_the_full_silence() -> None:
     assert ended.utterance.endpoint_wait_s == pytest.approx(1.0, abs=0.04)
 
 
+async def test_words_that_may_go_on_end_the_turn_after_their_own_wait() -> None:
+    """ "Yeah, go ahead" without a full stop: a shorter silence than the full one."""
+    stt = GatedStt("Yeah, go ahead")
+    call = Call(stt, wait=0.5)
+    await call.feed(np.concatenate([speech(1.0), silence(0.4)]))
+    await asyncio.sleep(0.01)
+    assert call.of(SpeechPaused) and not call.of(UtteranceEnded)  # transcript in, still waiting
+    await call.feed(silence(0.2))
+    (ended,) = call.of(UtteranceEnded)
+    assert ended.utterance.endpoint_wait_s == pytest.approx(0.5, abs=0.04)
+    assert call.turns.early_ends == 1
+
+
+async def test_a_wait_cut_short_by_more_words_ends_nothing() -> None:
+    stt = GatedStt("No", "No, that's not what I said.")
+    call = Call(stt, wait=0.5)
+    await call.feed(np.concatenate([speech(0.5), silence(0.3), speech(0.6), silence(0.2)]))
+    await asyncio.sleep(0.01)
+    assert not call.of(UtteranceEnded)
+    await call.feed(silence(0.5))
+    (ended,) = call.of(UtteranceEnded)
+    heard = await call.turns.transcript(ended.utterance)
+    assert heard.transcript.text == "No, that's not what I said."
+
+
 async def test_a_transcript_arriving_after_the_caller_went_on_ends_nothing() -> None:
     stt = GatedStt("I'd like to check.", "I'd like to check my balance, please.")
     stt.release.clear()
-    call = Call(stt, complete=True)
+    call = Call(stt, wait=0.0)
     await call.feed(np.concatenate([speech(0.8), silence(0.3), speech(0.1)]))
     stt.release.set()
     await asyncio.sleep(0.01)

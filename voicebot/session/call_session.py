@@ -31,7 +31,7 @@ from voicebot.core.frames import DtmfFrame, HangupFrame, Utterance
 from voicebot.core.logs import CallLogger
 from voicebot.core.record import CallRecord, Turn
 from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
-from voicebot.dialogue.turn_completion import reads_complete
+from voicebot.dialogue.turn_completion import end_of_turn_wait
 from voicebot.session.caller_line import SessionLine
 from voicebot.session.dialogue_link import DialogueLink
 from voicebot.session.disclosure import disclose
@@ -97,7 +97,7 @@ class CallSession:
             Endpointer(self.config.endpointing, services.vad.stream()),
             services.transcriber,
             self.ear.on_endpoint_event,
-            self._reads_complete if self.config.endpointing.semantic_end_of_turn else None,
+            self._end_wait if self.config.endpointing.semantic_end_of_turn else None,
         )
         become_idle = self.ear.become_idle
         self.line = SessionLine(
@@ -145,9 +145,9 @@ class CallSession:
         """
         await self.inbox.idle.wait()
 
-    def _reads_complete(self, text: str) -> bool:
-        """Semantic end of turn: do the caller's words so far finish a request?"""
-        return reads_complete(text, expects_pin=self.pin.expects_pin)
+    def _end_wait(self, text: str) -> float | None:
+        """Semantic end of turn: the silence after which the caller's words end it (or None)."""
+        return end_of_turn_wait(text, expects_pin=self.pin.expects_pin)
 
     async def _next_event(self) -> SessionEvent:
         if self.inbox.empty() and not self.speaker.speaking:

@@ -6,7 +6,9 @@ surely finished, then for Whisper.  This overlaps the two::
     caller stops ─ pause_s ─► STT starts on the words so far (SpeechPaused)
                                  │
                                  ├─ caller talks again ──► result dropped (SpeechResumed)
-                                 ├─ reads finished ───────► turn ends now (end_turn)
+                                 ├─ reads finished ───────► turn ends now (end_turn), or once
+                                 │                          the silence reaches the words'
+                                 │                          own wait ("No." may go on)
                                  └─ reads unfinished ─────► turn ends at end_silence_s,
                                                             transcript already there
 
@@ -100,8 +102,10 @@ _VAD_WORKER = ThreadPoolExecutor(1, thread_name_prefix="vad")
 class TurnTaking:
     """Feeds caller audio to the endpointer and STT; reports events to ``on_event``.
 
-    ``reads_complete`` judges an early transcript; when it says "finished" and
-    the caller is still quiet, the turn ends without waiting out the silence.
+    ``end_wait`` judges an early transcript: ``None`` when it reads unfinished,
+    else the seconds of silence after the words at which they end the turn (0:
+    at once).  While the caller stays quiet the turn ends then, without waiting
+    out the endpointer's full silence; the wait runs on the media clock.
     Ended turns keep their early transcript until the session asks for it, so
     a caller who talks on while the bot is busy does not cost a re-run.
     """
@@ -111,13 +115,14 @@ class TurnTaking:
         endpointer: Endpointer,
         stt: SpeechToText,
         on_event: Callable[[EndpointEvent], None],
-        reads_complete: Callable[[str], bool] | None = None,
+        end_wait: Callable[[str], float | None] | None = None,
     ) -> None:
         self.endpointer = endpointer
         self._stt = stt
         self._on_event = on_event
-        self._reads_complete = reads_complete
+        self._end_wait = end_wait
         self._current: _Early | None = None  # for the turn still open
+        self._ends_after: float | None = None  # the current early transcript's wait
         self._runs = 0  # early runs for the turn still open
         self._ended: dict[tuple[float, float], _EndedTurn] = {}
         self.early_ends = 0  # turns ended on their words, not on silence
@@ -127,6 +132,7 @@ class TurnTaking:
         """Feed caller audio; events go to ``on_event`` in order."""
         for event in self.endpointer.push(pcm):
             self._handle(event)
+        self._end_if_waited()
 
     async def push_off_loop(self, pcm: np.ndarray) -> None:
         """``push`` with Silero's inference on the VAD worker thread: the loop keeps
@@ -165,12 +171,14 @@ class TurnTaking:
         elif isinstance(event, SpeechResumed):
             _drop(self._current)
             self._current = None
+            self._ends_after = None
         elif isinstance(event, UtteranceEnded):
             self._keep_for(event.utterance)
         self._on_event(event)
 
     def _keep_for(self, utterance: Utterance) -> None:
         current, self._current = self._current, None
+        self._ends_after = None
         if current is not None and current.key != _key(utterance):
             _drop(current)  # a forced end (max length) cut different audio
             current = None
@@ -183,22 +191,32 @@ class TurnTaking:
     def _start_early(self, utterance: Utterance) -> None:
         _drop(self._current)
         self._current = None
+        self._ends_after = None
         if not self.transcribing:
             return
         task = asyncio.ensure_future(self._stt.transcribe(utterance.pcm))
         self._current = _Early(_key(utterance), task)
         self._runs += 1
-        if self._reads_complete is not None:
-            task.add_done_callback(self._maybe_end_turn)
+        if self._end_wait is not None:
+            task.add_done_callback(self._judge)
 
-    def _maybe_end_turn(self, task: asyncio.Task[Transcript]) -> None:
-        """An early transcript is in: end the turn now if it reads finished."""
+    def _judge(self, task: asyncio.Task[Transcript]) -> None:
+        """An early transcript is in: note how long its words want of silence."""
         current = self._current
         if current is None or current.task is not task or task.cancelled():
             return
-        if task.exception() is not None or not self.endpointer.paused:
+        if task.exception() is not None or self._end_wait is None:
             return
-        if self._reads_complete is not None and self._reads_complete(task.result().text):
+        self._ends_after = self._end_wait(task.result().text)
+        self._end_if_waited()
+
+    def _end_if_waited(self) -> None:
+        """End the turn once the caller has been quiet as long as the words asked."""
+        wait = self._ends_after
+        if wait is None or self._current is None or not self.endpointer.paused:
+            return
+        if self.endpointer.quiet_s() + 1e-9 >= wait:
+            self._ends_after = None
             self.early_ends += 1
             for event in self.endpointer.end_turn():
                 self._handle(event)

@@ -17,10 +17,21 @@ Policy, deliberately simple:
 * if queued audio grows beyond ``max_ms`` (a fast sender clock, a burst after
   a stall, a timestamp jump) playout jumps forward to ``target_ms`` behind the
   newest audio, bounding the latency the caller's words can pick up.
+
+Adaptive depth: ``target_ms`` is only where playout starts.  Every packet's
+*lead* (how far ahead of playout it arrived) is kept for the last second; when
+even the smallest lead leaves a whole frame more than ``SAFETY_MS``, the line is
+steadier than the depth assumes and playout skips one quiet 20 ms frame (never
+one carrying speech).  A late packet is still dropped, but playout then holds
+for as long as it was late (plus ``SAFETY_MS``), so the next ones are in time.
+On a clean line the buffer settles at 10–30 ms of lead, i.e. 20–40 ms from a
+packet's arrival to the session with the 20 ms tick's phase; every 20 ms it
+does not hold is 20 ms off the time before the session hears the caller stop.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +41,9 @@ from voicebot.telephony.rtp.packet import seq_diff
 
 # A packet this far behind playout is a sender restart, not a late packet.
 RESTART_SAMPLES = SAMPLE_RATE
+SAFETY_MS = 10  # lead kept beyond the smallest seen (arrival jitter the window missed)
+LEAD_WINDOW = 50  # packets whose lead decides a shrink (1 s of 20 ms packets)
+QUIET_PEAK = 330  # a frame under this peak (-40 dBFS) may be skipped unheard
 
 
 @dataclass
@@ -39,6 +53,8 @@ class JitterStats:
     concealed: int = 0  # 20 ms frames played as silence because audio was missing
     underruns: int = 0  # ticks with nothing queued at all
     resyncs: int = 0  # playout jumps (latency bound, restart, new SSRC)
+    shrinks: int = 0  # quiet frames skipped because the line proved steadier than the depth
+    holds: int = 0  # frames held back after a late packet
 
 
 class JitterBuffer:
@@ -54,6 +70,9 @@ class JitterBuffer:
         self._last_ext = 0
         self._ssrc: int | None = None
         self._playing = False
+        self._safety = SAFETY_MS * SAMPLE_RATE // 1000
+        self._leads: deque[int] = deque(maxlen=LEAD_WINDOW)
+        self._hold = 0  # frames to play as silence without advancing (after a late packet)
 
     def reset(self) -> None:
         """Forget everything (new SSRC, re-INVITE to a new source)."""
@@ -76,7 +95,9 @@ class JitterBuffer:
                 self.stats.received -= 1
             else:
                 self.stats.late += 1
+                self._grow(self._play - ext)
             return
+        self._leads.append(ext - self._play)
         self._chunks[ext] = pcm
         newest_end = ext + len(pcm)
         if newest_end - self._play > self.max:
@@ -87,6 +108,11 @@ class JitterBuffer:
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         if self._play is None:
             return out
+        if self._hold:
+            self._hold -= 1
+            self.stats.holds += 1
+            return out
+        self._maybe_shrink()
         filled, ahead = self._fill(out, self._play)
         if not filled and not ahead:
             self.stats.underruns += 1
@@ -123,10 +149,45 @@ class JitterBuffer:
                 del self._chunks[ext]
         return filled, ahead
 
+    def _grow(self, late_by: int) -> None:
+        """A packet missed its turn by ``late_by`` samples: hold playout that long and more."""
+        frames = -(-(late_by + self._safety) // FRAME_SAMPLES)
+        room = (self.max - self.target) // FRAME_SAMPLES
+        self._hold = max(self._hold, min(frames, room))
+        self._leads.clear()
+
+    def _maybe_shrink(self) -> None:
+        """Skip a quiet frame when a second of packets all arrived a frame earlier than needed."""
+        if len(self._leads) < LEAD_WINDOW or min(self._leads) < FRAME_SAMPLES + self._safety:
+            return
+        assert self._play is not None
+        probe = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self._peek(probe, self._play)
+        if np.abs(probe.astype(np.int32)).max() >= QUIET_PEAK:
+            return
+        self._drop_before(self._play + FRAME_SAMPLES)
+        self._play += FRAME_SAMPLES
+        self.stats.shrinks += 1
+        self._leads = deque((lead - FRAME_SAMPLES for lead in self._leads), maxlen=LEAD_WINDOW)
+
+    def _peek(self, out: np.ndarray, lo: int) -> None:
+        """Copy the audio queued at ``[lo, lo + len(out))`` into ``out``, keeping it queued."""
+        hi = lo + len(out)
+        for ext, pcm in self._chunks.items():
+            start, stop = max(ext, lo), min(ext + len(pcm), hi)
+            if start < stop:
+                out[start - lo : stop - lo] = pcm[start - ext : stop - ext]
+
+    def _drop_before(self, play: int) -> None:
+        for ext in [e for e, pcm in self._chunks.items() if e + len(pcm) <= play]:
+            del self._chunks[ext]
+
     def _start(self, timestamp: int, ssrc: int | None) -> None:
         if self._play is not None:
             self.stats.resyncs += 1
         self._chunks.clear()
+        self._leads.clear()
+        self._hold = 0
         self._ssrc = ssrc
         self._playing = False
         self._last_raw = timestamp
@@ -143,5 +204,5 @@ class JitterBuffer:
     def _jump(self, play: int) -> None:
         self.stats.resyncs += 1
         self._play = play
-        for ext in [e for e, pcm in self._chunks.items() if e + len(pcm) <= play]:
-            del self._chunks[ext]
+        self._leads.clear()
+        self._drop_before(play)
