@@ -33,7 +33,7 @@ from voicebot.storage.migrate import migrate_postgres
 from voicebot.storage.search import record_search_text
 
 EVENT_CHANNEL = "voicebot_events"
-LEASE_S = 6.0  # an instance silent this long is gone (heartbeat every LEASE_S / 3)
+LEASE_S = 10.0  # an instance silent this long is gone (heartbeat every LEASE_S / 4)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -401,7 +401,12 @@ class PostgresStore:
         )
 
     def agent_states(self) -> dict[str, dict[str, Any]]:
-        rows = self._all("SELECT name, available, idle_since, busy_with FROM agent_states")
+        rows = self._all(
+            f"""SELECT name, available, idle_since,
+                   CASE WHEN busy_owner IN ({_LIVE_IDS}) THEN busy_with END
+                FROM agent_states""",
+            (LEASE_S,),
+        )
         return {n: {"available": a, "idle_since": i, "busy_with": b} for n, a, i, b in rows}
 
     def claim_agent(self, name: str, call_id: str) -> bool:
@@ -476,6 +481,9 @@ class PostgresStore:
 
     def delete_desk_session(self, id_hash: str) -> None:
         self._exec("DELETE FROM desk_sessions WHERE id_hash = %s", (id_hash,))
+
+    def count_desk_sessions(self) -> int:
+        return int(self._one("SELECT count(*) FROM desk_sessions")[0])
 
     def prune_desk_sessions(self, now: float) -> int:
         return self._exec("DELETE FROM desk_sessions WHERE expires_at < %s", (now,)).rowcount
