@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.handoff.handoff_builders import make_package
 from voicebot.agent_desk import create_desk_app
 from voicebot.cluster.node import ClusterNode
-from voicebot.handoff import AgentConfig, Answered, HandoffConfig, TransferQueue
 from voicebot.core.record import CallRecord
+from voicebot.handoff import AgentConfig, Answered, HandoffConfig, TransferQueue
 from voicebot.storage.postgres import LEASE_S, PostgresStore
 
 TOKEN = "alice-token-0123456789"

@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from voicebot.core.record import utc_now
 from voicebot.handoff import store as status
 from voicebot.handoff.package import HandoffPackage
 from voicebot.handoff.queue import (
@@ -35,7 +36,6 @@ from voicebot.handoff.queue import (
     TransferQueue,
 )
 from voicebot.handoff.rings import Ring, RingError
-from voicebot.core.record import utc_now
 from voicebot.storage.postgres import EVENT_CHANNEL, LEASE_S, PostgresStore
 
 log = logging.getLogger("voicebot.cluster")
@@ -48,7 +48,6 @@ class ClusterNode:
         self.store = store
         self.queue = queue
         self.instance = store.instance
-        self.draining = False
         self._replaying = False
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
@@ -56,6 +55,9 @@ class ClusterNode:
         queue.forward_response = self._forward_response
 
     async def __aenter__(self) -> ClusterNode:
+        calls = self.store.reconcile_interrupted(utc_now())
+        if calls:
+            log.warning("event=calls_interrupted count=%d", len(calls))
         self._tasks = [
             asyncio.create_task(self._listen(), name="cluster-listen"),
             asyncio.create_task(self._heartbeat(), name="cluster-heartbeat"),
@@ -85,7 +87,7 @@ class ClusterNode:
 
     def beat(self) -> list[str]:
         """Renew the lease; take over after instances that are gone."""
-        self.store.heartbeat(self.draining)
+        self.store.heartbeat()
         gone = self.store.reap_instances()
         if gone:
             at = utc_now()

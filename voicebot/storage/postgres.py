@@ -20,6 +20,7 @@ Calls are synchronous like the SQLite store: one connection, serialised.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -113,17 +114,24 @@ _OPEN_CALL = "in_progress"
 INTERRUPTED_CALL = "interrupted"
 
 
+class StoreUnavailableError(ConnectionError):
+    """The shared store cannot be reached (the message names it, without password)."""
+
+
 class PostgresStore:
     """A call/handoff store shared by every instance of a cluster."""
 
     def __init__(self, url: str, *, instance: str | None = None, address: str = "") -> None:
         self.url = url
         self.instance = instance or uuid.uuid4().hex[:12]
+        self.draining = False
         self._lock = threading.Lock()
         try:
             self._db = psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
-            raise ConnectionError(f"cannot connect to {redact_url(url)}: {exc}") from exc
+            raise StoreUnavailableError(
+                f"cannot connect to {redact_url(url)}: {' '.join(str(exc).split())}"
+            ) from exc
         migrate_postgres(self._db, MIGRATIONS, redact_url(url))
         self.register(address)
 
@@ -440,11 +448,17 @@ class PostgresStore:
             (self.instance, address),
         )
 
-    def heartbeat(self, draining: bool = False) -> None:
+    def set_draining(self) -> None:
+        """SIGTERM: the cluster sees this instance as draining from now on."""
+        self.draining = True
+        with contextlib.suppress(psycopg.Error):
+            self.heartbeat()
+
+    def heartbeat(self) -> None:
         """Renew this instance's lease (re-registering if it was reaped meanwhile)."""
         cur = self._exec(
             "UPDATE instances SET heartbeat_at = now(), draining = %s WHERE id = %s",
-            (draining, self.instance),
+            (self.draining, self.instance),
         )
         if cur.rowcount == 0:
             self.register()
