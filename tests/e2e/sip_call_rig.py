@@ -657,7 +657,8 @@ class Heard:
 
 SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<!-- A caller that plays caller_ulaw.wav as RTP, then hangs up after {pause_ms} ms. -->
+<!-- A caller that plays caller_ulaw.wav as RTP, then hangs up after {pause_ms} ms
+     (through a proxy too: [routes] holds its Record-Route). -->
 <scenario name="voicebot_caller">
   <send retrans="500">
     <![CDATA[
@@ -691,6 +692,7 @@ SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
     <![CDATA[
       ACK [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
       [last_From:]
       [last_To:]
       Call-ID: [call_id]
@@ -711,6 +713,7 @@ SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
     <![CDATA[
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
       [last_From:]
       [last_To:]
       Call-ID: [call_id]
