@@ -745,8 +745,12 @@ async def run_sipp_callers(
     caller_prefix: str,
     server_port: int = SERVER_SIP_PORT,
     timeout_s: float = 90,
+    server_host: str = "127.0.0.1",
+    at_once: int | None = None,
+    rate: float = 100,
 ) -> SippRun:
-    """``calls`` SIPp callers at once, each playing ``wav`` then sending BYE."""
+    """``calls`` SIPp callers (``at_once`` at a time, default all, started at
+    ``rate`` per second), each playing ``wav`` then sending BYE."""
     sipp = require("sipp", "sip-tester")
     scenario = workdir / "caller.xml"
     scenario.write_text(
@@ -755,9 +759,10 @@ async def run_sipp_callers(
     stats = workdir / "stats.csv"
     command = [
         sipp, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(SIPP_PORT), "-mi", "127.0.0.1",
-        "-m", str(calls), "-l", str(calls), "-r", "100", "-timeout", f"{int(timeout_s)}s",
+        "-m", str(calls), "-l", str(at_once or calls), "-r", str(rate),
+        "-timeout", f"{int(timeout_s)}s",
         "-timeout_error", "-trace_err", "-error_file", str(workdir / "errors.log"),
-        "-trace_stat", "-stf", str(stats), "-nostdin", f"127.0.0.1:{server_port}",
+        "-trace_stat", "-stf", str(stats), "-nostdin", f"{server_host}:{server_port}",
     ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         *command, cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -186,6 +187,24 @@ class LocalCluster:
         time.sleep(0.5)
         if self.kamailio.poll() is not None:
             raise ClusterError("kamailio exited:\n" + _read(self.workdir / "kamailio.log")[-3000:])
+
+    # Kamailio logs "call <Call-ID> from <ip> to <uri> at <epoch>" per INVITE sent
+    # and "instance <uri> failed <Call-ID> (<code>) at <epoch>" per failover.
+
+    def routed(self) -> list[tuple[str, str, float]]:
+        """(Call-ID, instance address, time) of every INVITE Kamailio relayed."""
+        found = re.findall(r"call (\S+) from \S+ to sip:([\d.]+):\d+ at ([\d.]+)", self._log())
+        return [(call, host, float(at)) for call, host, at in found]
+
+    def failovers(self) -> list[tuple[str, str, float]]:
+        """(Call-ID, instance address, time) of every INVITE an instance failed."""
+        found = re.findall(
+            r"instance sip:([\d.]+):\d+ failed (\S+) \(\d+\) at ([\d.]+)", self._log()
+        )
+        return [(call, host, float(at)) for host, call, at in found]
+
+    def _log(self) -> str:
+        return _read(self.workdir / "kamailio.log")
 
     def stop(self) -> None:
         """SIGTERM every voicebot (then SIGKILL), Kamailio, PostgreSQL."""
