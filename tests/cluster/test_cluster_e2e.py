@@ -116,6 +116,7 @@ def callers(
     rate: int = 100,
     host: str = "127.0.0.1",
     timeout_s: float = 90,
+    local_port: int = 5061,
 ):
     """SIPp callers, through Kamailio (127.0.0.1) unless ``host`` names an instance."""
     return run_sipp_callers(
@@ -129,6 +130,7 @@ def callers(
         timeout_s=timeout_s,
         at_once=at_once,
         rate=rate,
+        local_port=local_port,
     )
 
 
@@ -160,6 +162,11 @@ async def wait_until(check, timeout_s: float, what: str, interval: float = 0.25)
             return value
         await asyncio.sleep(interval)
     pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def desk_browser() -> aiohttp.ClientSession:
+    """A client that keeps the desk's cookie (instances are reached by IP address)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
 def said(record: dict[str, Any]) -> str:
@@ -209,7 +216,7 @@ async def test_the_desk_on_one_instance_answers_a_call_held_by_another(
     )
     await phone.start(quit_after_s=90)
     base = f"http://{desk_host.host}:{HTTP_PORT}/desk"
-    async with aiohttp.ClientSession() as http:
+    async with desk_browser() as http:
         signed = await http.post(f"{base}/api/signin", json={"token": TOKEN})
         assert signed.status == 200, await signed.text()
         ws = await http.ws_connect(f"{base}/ws")
@@ -284,14 +291,21 @@ async def test_kill_9_fails_over_and_the_cluster_interrupts_only_the_dead_calls(
 ) -> None:
     victim, survivor = cluster.instances[1], cluster.instances[0]
     # A caller on hold on the survivor (the agent is away): its handoff must survive.
-    async with aiohttp.ClientSession() as http:
+    async with desk_browser() as http:
         base = f"http://{survivor.host}:{HTTP_PORT}/desk"
         await http.post(f"{base}/api/signin", json={"token": TOKEN})
         away = await http.post(f"{base}/api/availability", json={"available": False})
         assert away.status == 200, await away.text()
     hold_wav = caller_wav(tmp_path / "hold", "human_agent", lead_s=11.0, tail_s=35.0)
     holding = asyncio.create_task(
-        callers(tmp_path / "hold", hold_wav, "+1555400", pause_s=45, host=survivor.host)
+        callers(
+            tmp_path / "hold",
+            hold_wav,
+            "+1555400",
+            pause_s=45,
+            host=survivor.host,
+            local_port=5063,
+        )
     )
     wav = caller_wav(tmp_path / "load", "balance_how_much", lead_s=11.0, tail_s=4.0)
     load = asyncio.create_task(

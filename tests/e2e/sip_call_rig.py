@@ -748,6 +748,7 @@ async def run_sipp_callers(
     server_host: str = "127.0.0.1",
     at_once: int | None = None,
     rate: float = 100,
+    local_port: int = SIPP_PORT,
 ) -> SippRun:
     """``calls`` SIPp callers (``at_once`` at a time, default all, started at
     ``rate`` per second), each playing ``wav`` then sending BYE."""
@@ -758,7 +759,8 @@ async def run_sipp_callers(
     )
     stats = workdir / "stats.csv"
     command = [
-        sipp, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(SIPP_PORT), "-mi", "127.0.0.1",
+        sipp, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port), "-mi", "127.0.0.1",
+        "-mp", str(6000 + 2000 * (local_port - SIPP_PORT)),  # RTP ports apart per SIPp
         "-m", str(calls), "-l", str(at_once or calls), "-r", str(rate),
         "-timeout", f"{int(timeout_s)}s",
         "-timeout_error", "-trace_err", "-error_file", str(workdir / "errors.log"),
