@@ -135,6 +135,8 @@ def test_recovery_touches_only_handoffs_and_calls_of_instances_that_are_gone(
     ]
     assert starting.reconcile_interrupted(T1) == ["dead-call"]
     assert starting.get("dead-call")["outcome"] == "interrupted"
+    assert starting.get("dead-call")["ended_at"] == T1
+    assert starting.get("dead-call")["end_reason"] == "instance_lost"
     assert starting.get("live-call")["outcome"] == "in_progress"
     assert starting.get_handoff("live-call")["status"] == "ringing"
     assert starting.get_handoff("dead-call")["attempts"][0]["result"] == "interrupted"

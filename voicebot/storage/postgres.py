@@ -239,12 +239,13 @@ class PostgresStore:
     def reconcile_interrupted(self, at: str) -> list[str]:
         """Calls left ``in_progress`` by instances that are gone → ``interrupted``."""
         rows = self._all(
-            f"""UPDATE calls SET outcome = %s, ended_at = COALESCE(ended_at, %s),
-                   record = jsonb_set(jsonb_set(record, '{{outcome}}', to_jsonb(%s::text)),
-                                      '{{end_reason}}', '"instance_lost"')
-               WHERE outcome = %s AND ({_NOT_LIVE})
+            f"""UPDATE calls SET outcome = %(to)s, ended_at = COALESCE(ended_at, %(at)s),
+                   record = record || jsonb_build_object(
+                       'outcome', %(to)s::text, 'end_reason', 'instance_lost',
+                       'ended_at', COALESCE(ended_at, %(at)s))
+               WHERE outcome = %(open)s AND ({_NOT_LIVE.replace("%s", "%(lease)s")})
                RETURNING call_id""",
-            (INTERRUPTED_CALL, at, INTERRUPTED_CALL, _OPEN_CALL, LEASE_S),
+            {"to": INTERRUPTED_CALL, "at": at, "open": _OPEN_CALL, "lease": LEASE_S},
         )
         return [r[0] for r in rows]
 
