@@ -52,7 +52,8 @@ def test_ring_outcomes_sip_codes_and_stt_backlog() -> None:
     metrics = CallMetrics()
     for result in ("timeout", "answered", None):
         metrics.on_queue_event(RingEnded("c", "alice", result))
-    metrics.on_sip_response(503)
+    metrics.on_sip_sent(b"SIP/2.0 503 Service Unavailable\r\nVia: x\r\n\r\n")
+    metrics.on_sip_sent(b"BYE sip:a@b SIP/2.0\r\n\r\n")  # a request: not counted
     metrics.watch_stt_queue(lambda: 3)
     assert value(metrics, "voicebot_agent_rings_total", result="timeout") == 1
     assert value(metrics, "voicebot_agent_rings_total", result="answered") == 1

@@ -7,7 +7,7 @@ happened from what is already published:
   calls active and ended by outcome, transfers by reason, and each finished
   turn's voice-to-voice and per-stage latencies (``record.turns[].timings``);
 * the transfer queue's events: ring outcomes;
-* the SIP transport's sent responses (an observer it calls): responses by code;
+* the SIP transport's sent datagrams (a watcher it calls): responses by code;
 * the transcriber's backlog, read when Prometheus scrapes.
 """
 
@@ -114,8 +114,11 @@ class CallMetrics:
         if isinstance(event, RingEnded) and event.result is not None:
             self.rings_total.labels(event.result).inc()
 
-    def on_sip_response(self, code: int) -> None:
-        self.sip_responses_total.labels(str(code)).inc()
+    def on_sip_sent(self, datagram: bytes) -> None:
+        """Every datagram the SIP transport sends; responses are counted by code
+        (a retransmitted response counts again: it was sent again)."""
+        if datagram.startswith(b"SIP/2.0 ") and datagram[8:11].isdigit():
+            self.sip_responses_total.labels(datagram[8:11].decode()).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

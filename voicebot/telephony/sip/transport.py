@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sipmessage import Request, Response
@@ -66,6 +67,8 @@ class SipTransport:
         self._sink = sink
         self._socket: asyncio.DatagramTransport | None = None
         self._port = config.listen_port
+        # Watchers of every datagram sent (metrics count responses by code).
+        self.sent_watchers: list[Callable[[bytes], None]] = []
 
     async def open(self) -> None:
         """Bind the socket (port 0 picks a free one; read :attr:`port`)."""
@@ -95,6 +98,8 @@ class SipTransport:
             _event("sip_unsendable", logging.WARNING, destination=repr(addr)[:80])
             return
         self._socket.sendto(data, addr)
+        for watcher in self.sent_watchers:
+            watcher(data)
 
     # ------------------------------------------------------------- receiving
 
