@@ -55,7 +55,7 @@ class ClusterNode:
         queue.forward_response = self._forward_response
 
     async def __aenter__(self) -> ClusterNode:
-        calls = self.store.reconcile_interrupted(utc_now())
+        calls = self.store.reconcile_interrupted()
         if calls:
             log.warning("event=calls_interrupted count=%d", len(calls))
         self._tasks = [
@@ -92,7 +92,7 @@ class ClusterNode:
         if gone:
             at = utc_now()
             handoffs = self.store.mark_handoffs(status.OPEN_STATUSES, status.INTERRUPTED, at)
-            calls = self.store.reconcile_interrupted(at)
+            calls = self.store.reconcile_interrupted()
             log.warning(
                 "event=instances_gone ids=%s handoffs_interrupted=%d calls_interrupted=%d",
                 ",".join(gone),

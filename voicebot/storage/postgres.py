@@ -24,6 +24,8 @@ import contextlib
 import json
 import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -31,6 +33,13 @@ from psycopg.types.json import Jsonb
 
 from voicebot.core.record import CallRecord
 from voicebot.storage.migrate import migrate_postgres
+from voicebot.storage.rows import (
+    ATTEMPT_COLUMNS,
+    CALLBACK_COLUMNS,
+    HANDOFF_COLUMNS,
+    callback_dict,
+    handoff_dict,
+)
 from voicebot.storage.search import record_search_text
 
 EVENT_CHANNEL = "voicebot_events"
@@ -108,10 +117,10 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_HANDOFF_COLUMNS = "call_id, status, agent, created_at, updated_at, package"
-_CALLBACK_COLUMNS = "call_id, number, confirmed_at, status, handled_by, handled_at"
 _OPEN_CALL = "in_progress"
 INTERRUPTED_CALL = "interrupted"
+STALE_CALL_S = 3 * 3600  # no call lasts this long: an older in_progress record is stale
+_DIGITS = "regexp_replace(COALESCE({}, ''), '[^0-9]', '', 'g')"
 
 
 class StoreUnavailableError(ConnectionError):
@@ -125,6 +134,7 @@ class PostgresStore:
         self.url = url
         self.instance = instance or uuid.uuid4().hex[:12]
         self.draining = False
+        self._writer: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         try:
             self._db = psycopg.connect(url, autocommit=True)
@@ -145,6 +155,8 @@ class PostgresStore:
         return int(self._one("SELECT max(version) FROM schema_version")[0])
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         with self._lock:
             if not self._db.closed:
                 self._db.execute("DELETE FROM instances WHERE id = %s", (self.instance,))
@@ -167,7 +179,21 @@ class PostgresStore:
     # -------------------------------------------------------------------- calls
 
     def save(self, record: CallRecord) -> None:
-        data = record.to_dict()
+        self.save_dict(record.to_dict())
+
+    def save_later(self, record: CallRecord) -> Future[None]:
+        """Snapshot now, write on the writer thread (in submission order)."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="pg-store-writer")
+        return self._writer.submit(self.save_dict, record.to_dict())
+
+    def flush(self) -> None:
+        """Block until every ``save_later`` so far is stored."""
+        if self._writer is not None:
+            self._writer.submit(lambda: None).result()
+
+    def save_dict(self, data: dict[str, Any]) -> None:
+        """Insert or update one record (the shape ``CallRecord.to_dict`` gives)."""
         self._exec(
             """INSERT INTO calls (call_id, caller_id, transport, started_at, ended_at,
                    outcome, record, owner, search_text)
@@ -176,12 +202,12 @@ class PostgresStore:
                outcome = excluded.outcome, record = excluded.record,
                search_text = excluded.search_text""",
             (
-                record.call_id,
-                record.caller_id,
-                record.transport,
-                record.started_at,
-                record.ended_at,
-                record.outcome,
+                data["call_id"],
+                data.get("caller_id"),
+                data["transport"],
+                data["started_at"],
+                data.get("ended_at"),
+                data["outcome"],
                 Jsonb(data),
                 self.instance,
                 record_search_text(data),
@@ -206,46 +232,62 @@ class PostgresStore:
             )
         return [dict(r[0]) for r in rows]
 
-    search = list_calls
+    def search(self, text: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Full-text search over the scrubbed words; the query is words, not syntax."""
+        return self.list_calls(limit=limit, query=text)
 
-    def purge_older_than(self, cutoff: str) -> int:
-        """Delete records and packages started before ``cutoff`` (ISO time); count."""
+    def purge_older_than(self, days: float, now: datetime | None = None) -> dict[str, int]:
+        """Retention: delete calls, packages, ring attempts and callbacks older than ``days``."""
+        cutoff = ((now or datetime.now(UTC)) - timedelta(days=days)).isoformat()
+        return self._delete_where(
+            "SELECT call_id FROM calls WHERE started_at < %(v)s "
+            "UNION SELECT call_id FROM handoffs WHERE created_at < %(v)s "
+            "UNION SELECT call_id FROM callbacks WHERE confirmed_at < %(v)s",
+            cutoff,
+        )
+
+    def delete_caller(self, number: str) -> dict[str, int]:
+        """A data-subject request: everything about one caller number, matched on its
+        digits (``+1 555-0100`` and ``15550100`` are the same caller)."""
+        wanted = "".join(c for c in number if c.isascii() and c.isdigit())
+        if not wanted:
+            raise ValueError(f"not a phone number: {number!r}")
+        return self._delete_where(
+            f"SELECT call_id FROM calls WHERE {_DIGITS.format('caller_id')} = %(v)s "
+            f"UNION SELECT call_id FROM handoffs WHERE {_DIGITS.format('caller_id')} = %(v)s "
+            f"UNION SELECT call_id FROM callbacks WHERE {_DIGITS.format('number')} = %(v)s",
+            wanted,
+        )
+
+    def _delete_where(self, select_ids: str, value: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
         with self._lock, self._db.transaction():
-            self._db.execute(
-                "DELETE FROM callbacks WHERE call_id IN "
-                "(SELECT call_id FROM handoffs WHERE created_at < %s)",
-                (cutoff,),
-            )
-            self._db.execute("DELETE FROM handoffs WHERE created_at < %s", (cutoff,))
-            cur = self._db.execute("DELETE FROM calls WHERE started_at < %s", (cutoff,))
-        return cur.rowcount
+            ids = [r[0] for r in self._db.execute(select_ids, {"v": value}).fetchall()]
+            for table in ("calls", "handoff_attempts", "callbacks", "handoffs"):
+                cursor = self._db.execute(f"DELETE FROM {table} WHERE call_id = ANY(%s)", (ids,))
+                counts[table] = cursor.rowcount
+        return counts
 
-    def delete_caller(self, number: str) -> int:
-        """A data-subject request: everything about one caller number; count of calls."""
-        with self._lock, self._db.transaction():
-            ids = [
-                r[0]
-                for r in self._db.execute(
-                    "SELECT call_id FROM calls WHERE caller_id = %s UNION "
-                    "SELECT call_id FROM handoffs WHERE caller_id = %s UNION "
-                    "SELECT call_id FROM callbacks WHERE number = %s",
-                    (number, number, number),
-                ).fetchall()
-            ]
-            for table in ("callbacks", "handoffs", "calls"):
-                self._db.execute(f"DELETE FROM {table} WHERE call_id = ANY(%s)", (ids,))
-        return len(ids)
-
-    def reconcile_interrupted(self, at: str) -> list[str]:
-        """Calls left ``in_progress`` by instances that are gone → ``interrupted``."""
+    def reconcile_interrupted(self, stale_after_s: float = STALE_CALL_S) -> list[str]:
+        """Close records left ``in_progress`` by instances that are gone (lease run
+        out), or older than any call can last; live instances' calls stay."""
+        now = datetime.now(UTC)
         rows = self._all(
             f"""UPDATE calls SET outcome = %(to)s, ended_at = COALESCE(ended_at, %(at)s),
                    record = record || jsonb_build_object(
-                       'outcome', %(to)s::text, 'end_reason', 'instance_lost',
+                       'outcome', %(to)s::text, 'end_reason', %(why)s::text,
                        'ended_at', COALESCE(ended_at, %(at)s))
-               WHERE outcome = %(open)s AND ({_NOT_LIVE.replace("%s", "%(lease)s")})
+               WHERE outcome = %(open)s
+                 AND ({_NOT_LIVE.replace("%s", "%(lease)s")} OR started_at < %(stale)s)
                RETURNING call_id""",
-            {"to": INTERRUPTED_CALL, "at": at, "open": _OPEN_CALL, "lease": LEASE_S},
+            {
+                "to": INTERRUPTED_CALL,
+                "at": now.isoformat(timespec="milliseconds"),
+                "why": "voicebot stopped during the call (instance lost)",
+                "open": _OPEN_CALL,
+                "lease": LEASE_S,
+                "stale": (now - timedelta(seconds=stale_after_s)).isoformat(),
+            },
         )
         return [r[0] for r in rows]
 
@@ -313,7 +355,7 @@ class PostgresStore:
         )
 
     def get_handoff(self, call_id: str) -> dict[str, Any] | None:
-        row = self._one(f"SELECT {_HANDOFF_COLUMNS} FROM handoffs WHERE call_id = %s", (call_id,))
+        row = self._one(f"SELECT {HANDOFF_COLUMNS} FROM handoffs WHERE call_id = %s", (call_id,))
         return self._handoff_view(row) if row else None
 
     def list_handoffs(
@@ -340,7 +382,7 @@ class PostgresStore:
                 " WHERE search @@ plainto_tsquery('simple', %s)))"
             )
             args += [query] * 4
-        sql = f"SELECT {_HANDOFF_COLUMNS} FROM handoffs"
+        sql = f"SELECT {HANDOFF_COLUMNS} FROM handoffs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT %s"
@@ -348,28 +390,14 @@ class PostgresStore:
         return [self._handoff_view(r) for r in self._all(sql, args)]
 
     def _handoff_view(self, row: tuple[Any, ...]) -> dict[str, Any]:
-        call_id, state, agent, created_at, updated_at, package = row
         attempts = self._all(
-            """SELECT agent, started_at, ended_at, result FROM handoff_attempts
-               WHERE call_id = %s ORDER BY id""",
-            (call_id,),
+            f"SELECT {ATTEMPT_COLUMNS} FROM handoff_attempts WHERE call_id = %s ORDER BY id",
+            (row[0],),
         )
         callback = self._one(
-            f"SELECT {_CALLBACK_COLUMNS} FROM callbacks WHERE call_id = %s", (call_id,)
+            f"SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE call_id = %s", (row[0],)
         )
-        return {
-            "call_id": call_id,
-            "status": state,
-            "agent": agent,
-            "created_at": created_at,
-            "updated_at": updated_at,
-            "package": dict(package),
-            "attempts": [
-                dict(zip(("agent", "started_at", "ended_at", "result"), a, strict=True))
-                for a in attempts
-            ],
-            "callback": _callback_dict(callback) if callback else None,
-        }
+        return handoff_dict(row, dict(row[5]), attempts, callback)
 
     def save_callback(self, call_id: str, number: str, confirmed_at: str) -> None:
         self._exec(
@@ -380,13 +408,13 @@ class PostgresStore:
         )
 
     def list_callbacks(self, status: str | None = "pending", limit: int = 100) -> list[dict]:
-        sql, args = f"SELECT {_CALLBACK_COLUMNS} FROM callbacks", []
+        sql, args = f"SELECT {CALLBACK_COLUMNS} FROM callbacks", []
         if status is not None:
             sql += " WHERE status = %s"
             args.append(status)
         sql += " ORDER BY confirmed_at LIMIT %s"
         args.append(limit)
-        return [_callback_dict(r) for r in self._all(sql, args)]
+        return [callback_dict(r) for r in self._all(sql, args)]
 
     def set_callback_status(self, call_id: str, status: str, agent: str, at: str) -> bool:
         cur = self._exec(
@@ -523,7 +551,3 @@ def redact_url(url: str) -> str:
         f"postgresql://{info.get('user', '')}@{info.get('host', '')}:"
         f"{info.get('port', '')}/{info.get('dbname', '')}"
     )
-
-
-def _callback_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    return dict(zip(_CALLBACK_COLUMNS.split(", "), row, strict=True))
