@@ -10,6 +10,7 @@ every instance.  The tests keep their order: the last ones stop instances.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import socket
@@ -105,6 +106,9 @@ def caller_wav(workdir: Path, name: str, lead_s: float, tail_s: float) -> Path:
     return write_wav(workdir / "caller_ulaw.wav", pcm, RATE, "ulaw")
 
 
+_sipp_ports = itertools.count(5061, 2)
+
+
 def callers(
     workdir: Path,
     wav: Path,
@@ -116,9 +120,9 @@ def callers(
     rate: int = 100,
     host: str = "127.0.0.1",
     timeout_s: float = 90,
-    local_port: int = 5061,
 ):
-    """SIPp callers, through Kamailio (127.0.0.1) unless ``host`` names an instance."""
+    """SIPp callers, through Kamailio (127.0.0.1) unless ``host`` names an instance;
+    every run gets its own SIP port (runs overlap)."""
     return run_sipp_callers(
         workdir,
         wav,
@@ -130,7 +134,7 @@ def callers(
         timeout_s=timeout_s,
         at_once=at_once,
         rate=rate,
-        local_port=local_port,
+        local_port=next(_sipp_ports),
     )
 
 
@@ -304,7 +308,6 @@ async def test_kill_9_fails_over_and_the_cluster_interrupts_only_the_dead_calls(
             "+1555400",
             pause_s=45,
             host=survivor.host,
-            local_port=5063,
         )
     )
     wav = caller_wav(tmp_path / "load", "balance_how_much", lead_s=11.0, tail_s=4.0)
