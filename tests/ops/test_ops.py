@@ -48,6 +48,22 @@ def test_metrics_follow_saved_records(tmp_path: Path) -> None:
     assert store.get("c1")["outcome"] == "transferred"  # the store still works as before
 
 
+def test_deferred_saves_are_observed_too(pg_url: str) -> None:
+    """A store with a writer thread (``save_later``) is watched the same way."""
+    from voicebot.storage.postgres import PostgresStore
+
+    metrics = CallMetrics()
+    store = ObservedStore(PostgresStore(pg_url), metrics)
+    rec = CallRecord("c2", "+15550100", "sip")
+    store.save_later(rec)
+    rec.finish("contained", "caller hung up")
+    store.save_later(rec)
+    store.flush()
+    assert value(metrics, "voicebot_calls_total", outcome="contained") == 1
+    assert store.get("c2")["outcome"] == "contained"
+    store.close()
+
+
 def test_ring_outcomes_sip_codes_and_stt_backlog() -> None:
     metrics = CallMetrics()
     for result in ("timeout", "answered", None):

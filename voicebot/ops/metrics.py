@@ -135,5 +135,11 @@ class ObservedStore:
         self._inner.save(record)
         self._metrics.on_record(record.to_dict())
 
+    def save_later(self, record: Any) -> Any:
+        """A store that writes on its own thread: observe the snapshot it takes."""
+        future = self._inner.save_later(record)
+        self._metrics.on_record(record.to_dict())
+        return future
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
