@@ -16,8 +16,8 @@ from voicebot.config import load_config
 from voicebot.handoff import TransferQueue
 from voicebot.storage import open_store
 config = load_config(None)
-assert config.storage.url == "" and config.storage.target.endswith(".sqlite3")
-store = open_store(sys.argv[1])
+assert config.storage.url == "" and str(config.storage.path()).endswith(".sqlite3")
+store = open_store(sys.argv[1])  # as open_services does with no [storage] url
 queue = TransferQueue(store, config.handoff)
 assert queue.claims is None  # one process: its own agent states are the truth
 print(type(store).__name__)
