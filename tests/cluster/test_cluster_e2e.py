@@ -274,7 +274,7 @@ async def test_sigterm_drains_one_instance(cluster: LocalCluster, tmp_path: Path
     assert options(draining.host) == 503
     url = f"http://{draining.host}:{HTTP_PORT}/ready"
     async with aiohttp.ClientSession() as http, http.get(url) as ready:
-        assert ready.status == 503 and (await ready.json())["status"] == "draining"
+        assert ready.status == 503 and (await ready.json())["draining"] is True
     await asyncio.sleep(PROBE_S * 2 + 0.5)  # Kamailio's prober has seen the 503
     wav2 = caller_wav(tmp_path / "second", "balance_how_much", lead_s=11.0, tail_s=2.0)
     second = await callers(

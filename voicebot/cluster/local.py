@@ -123,11 +123,7 @@ class LocalCluster:
         self.start_kamailio()
 
     def config_text(self, instance: Instance) -> str:
-        dialogue = ""
-        if self.rasa_url:
-            dialogue = f'[dialogue]\nrasa_url = "{self.rasa_url}"\n'
-            if self.rasa_token:
-                dialogue += f'auth_token = "{self.rasa_token}"\n'
+        dialogue = f'[dialogue]\nrasa_url = "{self.rasa_url}"\n' if self.rasa_url else ""
         return (
             f'[storage]\nurl = "{self.store_url}"\n'
             f'[cluster]\ninstance = "{instance.name}"\ndrain_limit_s = {self.drain_limit_s}\n'
@@ -143,9 +139,13 @@ class LocalCluster:
             "--sip-listen", instance.sip, "--http-listen", f"{instance.host}:{HTTP_PORT}",
         ]  # fmt: skip
         instance.startup_s = time.monotonic()
+        env = dict(os.environ)
+        if self.rasa_token:  # the token travels in the environment, never in argv or a file
+            env["VOICEBOT_RASA_TOKEN"] = self.rasa_token
         instance.proc = subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=instance.out_path.open("wb"),
             stderr=instance.log_path.open("wb"),
