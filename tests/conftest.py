@@ -22,6 +22,8 @@ from voicebot.dialogue.rasa_server import ManagedRasa
 from voicebot.dialogue.training import train
 from voicebot.session.services import Services
 
+pytest_plugins = ["tests.pg_fixtures"]
+
 FIXTURES = PROJECT_ROOT / "audio_fixtures"
 
 

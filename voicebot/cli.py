@@ -172,6 +172,8 @@ async def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         config.http.listen_host = args.http_listen.host
         config.http.listen_port = args.http_listen.port
     check_listeners(config)
+    if args.store:
+        config.storage.url = args.store
     async with open_services(config) as services:
         assert services.queue is not None
         tokens = {name: services.queue.add_agent(name, uri).token for name, uri in args.agent}
@@ -269,10 +271,14 @@ async def _forward_keys(channel: Any) -> None:
 
 
 def cmd_calls(args: argparse.Namespace, config: Config) -> int:
-    from voicebot.storage.call_store import SqliteCallStore, check_existing_store
+    from voicebot.storage import is_postgres_url, open_store
+    from voicebot.storage.call_store import check_existing_store
 
-    path = check_existing_store(args.database or config.storage.path())
-    store = SqliteCallStore(path)
+    url = args.database or config.storage.url
+    if is_postgres_url(url):
+        store = open_store(url)  # the shared store of a cluster
+    else:
+        store = open_store(check_existing_store(args.database or config.storage.path()))
     if args.calls_command == "delete":
         try:
             counts = store.delete_caller(args.caller)
@@ -399,6 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP listener: media streams, agent desk, /health (default 127.0.0.1:8080)",
     )
     srv.add_argument(
+        "--store",
+        metavar="URL_OR_FILE",
+        help="postgresql://… (a cluster's shared store) or a SQLite file "
+        "(default from config: var/voicebot.sqlite3)",
+    )
+    srv.add_argument(
         "--agent",
         action="append",
         default=[],
@@ -439,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     calls = sub.add_parser(
         "calls", parents=common, help="stored call records: list, export, delete a caller, purge"
     )
-    calls.add_argument("--database", help=store_help)
+    calls.add_argument("--database", help=store_help + "; or a postgresql:// URL")
     calls_sub = calls.add_subparsers(dest="calls_command", required=True, metavar="COMMAND")
     export = calls_sub.add_parser("export", parents=common, help="write one call record as JSON")
     export.add_argument("call_id")
@@ -522,6 +534,7 @@ def _is_user_facing(exc: Exception) -> bool:
         "TrainingError",
         "RasaSetupError",
         "ScenarioSchemaError",
+        "StoreUnavailableError",
     }
     return any(cls.__name__ in names for cls in type(exc).__mro__)
 

@@ -20,6 +20,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from voicebot.cluster.config import ClusterConfig
 from voicebot.core.config_check import (
     Count,
     Port,
@@ -268,6 +269,10 @@ class StorageConfig:
     # (at start-up, then daily).  None keeps everything.
     retention_days: Annotated[float, Range(gt=0)] | None = 90.0
 
+    # "postgresql://user@host/db": the shared store of a cluster (every
+    # instance uses the same); empty: the SQLite file ``database``.
+    url: str = ""
+
     def path(self) -> Path:
         return Path(self.database) if self.database else default_database()
 
@@ -299,6 +304,7 @@ class Config:
     media_stream_transfer: MediaStreamTransferConfig = field(
         default_factory=MediaStreamTransferConfig
     )
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # Not a setting: the Rasa project's intents.yml (load_config reads dialogue.project_dir's).
     intents: IntentCatalog = field(
         default_factory=lambda: load_intents(DEFAULT_RASA_PROJECT), metadata={"derived": True}
@@ -318,7 +324,7 @@ class Config:
                 "caller they are talking to an automated assistant"
             )
         sections = (self.transfer, self.handoff, self.sip, self.media_stream)
-        for section in (*sections, self.media_stream_transfer):
+        for section in (*sections, self.media_stream_transfer, self.cluster):
             try:
                 section.validate()
             except ValueError as exc:

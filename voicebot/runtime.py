@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +45,7 @@ async def open_services(
     from voicebot.speech.stt import Transcriber
     from voicebot.speech.tts import Synthesizer
     from voicebot.speech.vocabulary import domain_prompt
-    from voicebot.storage.call_store import SqliteCallStore
+    from voicebot.storage import is_postgres_url, open_store
 
     started = time.perf_counter()
     project = config.dialogue.project_path()
@@ -53,14 +53,21 @@ async def open_services(
     transcriber = Transcriber(config.speech, prompt=prompt)
     synthesizer = Synthesizer(config.tts)
     await synthesizer.preload(fixed_prompts(config))
-    store = SqliteCallStore(database or config.storage.path())
+    target = database or config.storage.url or config.storage.path()
+    store = open_store(target, instance=config.cluster.instance or None)
     retention.start_up(store, config.storage.retention_days)
-    queue = TransferQueue(store, config.handoff, dialer)
+    shared = is_postgres_url(target)  # a cluster's store: claims, leases, events
+    queue = TransferQueue(store, config.handoff, dialer, claims=store if shared else None)
     try:
         managed: dict[str, Path] = {"project_dir": project}
         if bank_db:
             managed["bank_db"] = bank_db
-        async with DialogueHost(config.dialogue, **managed) as host:
+        async with AsyncExitStack() as stack:
+            if shared:
+                from voicebot.cluster.node import ClusterNode
+
+                await stack.enter_async_context(ClusterNode(store, queue))
+            host = await stack.enter_async_context(DialogueHost(config.dialogue, **managed))
             assert host.client is not None
             log.info("event=services_ready seconds=%.2f", time.perf_counter() - started)
             yield Services(

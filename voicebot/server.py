@@ -27,6 +27,7 @@ from voicebot.telephony.channel import CallChannel
 
 if TYPE_CHECKING:
     from voicebot.handoff import Dialer
+    from voicebot.ops.metrics import CallMetrics
     from voicebot.telephony.media_stream import MediaStreamEndpoint
 
 log = logging.getLogger("voicebot.server")
@@ -68,9 +69,24 @@ class VoicebotServer:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def drain(self, timeout_s: float = 15.0) -> None:
-        """Say goodbye on every call in progress and wait for them to end."""
+    def taking_calls(self) -> bool:
+        """Ready for a new call: not draining and below the configured capacity."""
+        return not self.draining and len(self.sessions) < self.services.config.sip.max_calls
+
+    async def drain(
+        self, limit_s: float = 0.0, hurry: asyncio.Event | None = None, timeout_s: float = 15.0
+    ) -> None:
+        """Let calls in progress end by themselves for up to ``limit_s`` (or until
+        ``hurry`` is set: a second signal), then say goodbye on the rest."""
         self.draining = True
+        if self._tasks and limit_s > 0:
+            log.info("event=draining calls=%d limit_s=%s", len(self._tasks), limit_s)
+            waits = {asyncio.ensure_future(asyncio.wait(set(self._tasks)))}
+            if hurry is not None:
+                waits.add(asyncio.ensure_future(hurry.wait()))
+            await asyncio.wait(waits, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()
         for session in list(self.sessions.values()):
             session.request_shutdown(SHUTDOWN_MESSAGE)
         if self._tasks:
@@ -79,8 +95,10 @@ class VoicebotServer:
                 task.cancel()
 
 
-def http_app(server: VoicebotServer, media: MediaStreamEndpoint) -> web.Application:
-    """The HTTP side: carrier media streams, the agent desk, and /health."""
+def http_app(
+    server: VoicebotServer, media: MediaStreamEndpoint, metrics: CallMetrics | None = None
+) -> web.Application:
+    """The HTTP side: media streams, the agent desk, /health, /ready, /metrics."""
     from voicebot.agent_desk import mount_desk
 
     app = web.Application()
@@ -94,12 +112,21 @@ def http_app(server: VoicebotServer, media: MediaStreamEndpoint) -> web.Applicat
 
     app.router.add_get("/health", lambda _: health(server))
     app.router.add_get("/ready", lambda _: ready(server))
+    if metrics is not None:
+        from voicebot.ops.http import metrics_route
+
+        app.add_routes([metrics_route(metrics)])
     return app
 
 
 def _state(server: VoicebotServer) -> dict[str, Any]:
     dialogue = "up" if server.services.dialogue.available else "down"
-    return {"calls": len(server.sessions), "dialogue": dialogue, "draining": server.draining}
+    return {
+        "calls": len(server.sessions),
+        "dialogue": dialogue,
+        "draining": server.draining,
+        "full": len(server.sessions) >= server.services.config.sip.max_calls,
+    }
 
 
 async def health(server: VoicebotServer) -> web.Response:
@@ -111,9 +138,10 @@ async def health(server: VoicebotServer) -> web.Response:
 
 
 async def ready(server: VoicebotServer) -> web.Response:
-    """Readiness: 200 when a new caller would be served by the bot, else 503."""
+    """Readiness: 200 when a new caller would be served by the bot, else 503
+    (dialogue down, draining on SIGTERM, or at ``[sip] max_calls``)."""
     state = _state(server)
-    is_ready = state["dialogue"] == "up" and not server.draining
+    is_ready = state["dialogue"] == "up" and server.taking_calls()
     return web.json_response({"ready": is_ready, **state}, status=200 if is_ready else 503)
 
 
@@ -121,13 +149,15 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
     """Run SIP and HTTP until SIGTERM/SIGINT, then end every call politely."""
     from voicebot.telephony.sip import SipServer
 
+    metrics = watch(services)
     server = VoicebotServer(services)
     if services.queue is not None:
         services.queue.dialer = channel_dialer(server, services, config)
     media = media_endpoint(server, config)
     sip = SipServer(config.sip, server.on_call)
+    sip.transport.sent_watchers.append(metrics.on_sip_sent)
     await _listen("SIP on udp", config.sip.listen_host, config.sip.listen_port, sip.start())
-    runner = web.AppRunner(http_app(server, media), access_log=None)
+    runner = web.AppRunner(http_app(server, media, metrics), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.http.listen_host, config.http.listen_port)
     await _listen("HTTP on tcp", config.http.listen_host, config.http.listen_port, site.start())
@@ -140,14 +170,18 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
     reloads = Reloader(server, config)
     days = config.storage.retention_days if services.store is not None else None
     housekeeping = asyncio.create_task(retention.purge_daily(services.store, days))  # type: ignore[arg-type]
+    signals = StopSignals(reloads.request)
     try:
-        await wait_for_stop_signal(reloads.request)
+        await signals.first.wait()
     finally:
         remove_pid_file(pid_file)
         await reloads.close()
         housekeeping.cancel()
         sip.stop_accepting()
-        await server.drain()
+        draining = getattr(services.store, "set_draining", None)
+        if draining is not None:  # a cluster's store: the others see us draining
+            draining()
+        await server.drain(config.cluster.drain_limit_s, hurry=signals.second)
         await sip.close(grace_s=2.0)
         await media.close_all()
         await runner.cleanup()
@@ -210,21 +244,42 @@ def channel_dialer(server: VoicebotServer, services: Services, config: Config) -
     )
 
 
-async def wait_for_stop_signal(on_reload: Callable[[], None] | None = None) -> None:
-    """Resolve on SIGTERM or SIGINT; SIGHUP calls ``on_reload``."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    if on_reload is not None:
-        loop.add_signal_handler(signal.SIGHUP, on_reload)
-    try:
-        await stop.wait()
-    finally:
+class StopSignals:
+    """SIGTERM/SIGINT: the first starts the drain, a second one hurries it;
+    SIGHUP calls ``on_reload`` (until the drain starts)."""
+
+    def __init__(self, on_reload: Callable[[], None] | None = None) -> None:
+        self.first = asyncio.Event()
+        self.second = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._reload = on_reload
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                self._loop.add_signal_handler(sig, self._on_signal)
         if on_reload is not None:
-            loop.remove_signal_handler(signal.SIGHUP)
-    log.info("event=stop_signal")
+            self._loop.add_signal_handler(signal.SIGHUP, on_reload)
+
+    def _on_signal(self) -> None:
+        log.info("event=stop_signal")
+        if self.first.is_set():
+            self.second.set()
+            return
+        self.first.set()
+        if self._reload is not None:
+            self._loop.remove_signal_handler(signal.SIGHUP)
+
+
+def watch(services: Services) -> CallMetrics:
+    """Metrics observe the store, the queue and the transcriber from outside."""
+    from voicebot.ops.metrics import CallMetrics, ObservedStore
+
+    metrics = CallMetrics()
+    if services.store is not None:
+        services.store = ObservedStore(services.store, metrics)
+    if services.queue is not None:
+        services.queue.subscribe(metrics.on_queue_event)  # type: ignore[attr-defined]
+    metrics.watch_stt_queue(lambda: services.transcriber.queued)
+    return metrics
 
 
 def write_pid_file() -> Path:

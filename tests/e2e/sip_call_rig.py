@@ -657,7 +657,8 @@ class Heard:
 
 SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<!-- A caller that plays caller_ulaw.wav as RTP, then hangs up after {pause_ms} ms. -->
+<!-- A caller that plays caller_ulaw.wav as RTP, then hangs up after {pause_ms} ms
+     (through a proxy too: [routes] holds its Record-Route). -->
 <scenario name="voicebot_caller">
   <send retrans="500">
     <![CDATA[
@@ -691,6 +692,7 @@ SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
     <![CDATA[
       ACK [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
       [last_From:]
       [last_To:]
       Call-ID: [call_id]
@@ -711,6 +713,7 @@ SIPP_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
     <![CDATA[
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
       [last_From:]
       [last_To:]
       Call-ID: [call_id]
@@ -742,8 +745,13 @@ async def run_sipp_callers(
     caller_prefix: str,
     server_port: int = SERVER_SIP_PORT,
     timeout_s: float = 90,
+    server_host: str = "127.0.0.1",
+    at_once: int | None = None,
+    rate: float = 100,
+    local_port: int = SIPP_PORT,
 ) -> SippRun:
-    """``calls`` SIPp callers at once, each playing ``wav`` then sending BYE."""
+    """``calls`` SIPp callers (``at_once`` at a time, default all, started at
+    ``rate`` per second), each playing ``wav`` then sending BYE."""
     sipp = require("sipp", "sip-tester")
     scenario = workdir / "caller.xml"
     scenario.write_text(
@@ -751,10 +759,12 @@ async def run_sipp_callers(
     )
     stats = workdir / "stats.csv"
     command = [
-        sipp, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(SIPP_PORT), "-mi", "127.0.0.1",
-        "-m", str(calls), "-l", str(calls), "-r", "100", "-timeout", f"{int(timeout_s)}s",
+        sipp, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port), "-mi", "127.0.0.1",
+        "-mp", str(6000 + 2000 * (local_port - SIPP_PORT)),  # RTP ports apart per SIPp
+        "-m", str(calls), "-l", str(at_once or calls), "-r", str(rate),
+        "-timeout", f"{int(timeout_s)}s",
         "-timeout_error", "-trace_err", "-error_file", str(workdir / "errors.log"),
-        "-trace_stat", "-stf", str(stats), "-nostdin", f"127.0.0.1:{server_port}",
+        "-trace_stat", "-stf", str(stats), "-nostdin", f"{server_host}:{server_port}",
     ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         *command, cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT

@@ -20,7 +20,15 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from voicebot.agent_desk.auth import COOKIE, Sessions, authenticate, same_origin, throttle
+from voicebot.agent_desk.auth import (
+    COOKIE,
+    MemorySessions,
+    Sessions,
+    SessionTable,
+    authenticate,
+    same_origin,
+    throttle,
+)
 from voicebot.agent_desk.hub import Connection, DeskHub
 from voicebot.core.logs import format_event
 from voicebot.handoff import store as status
@@ -79,7 +87,10 @@ def create_desk_app(
         if extra.name not in queue.agents:
             queue.add_agent(extra.name, extra.sip_uri, extra.skills, extra.token)
     app = web.Application(middlewares=[guard])
-    desk = Desk(store, queue, Sessions(queue), DeskHub(queue), secure_cookie=secure_cookie)
+    # A cluster's shared store keeps sessions, so any instance serves the page.
+    table = store if isinstance(store, SessionTable) else MemorySessions()
+    sessions = Sessions(queue, table=table)
+    desk = Desk(store, queue, sessions, DeskHub(queue), secure_cookie=secure_cookie)
     app[DESK] = desk
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static_file)

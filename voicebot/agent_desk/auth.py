@@ -9,10 +9,12 @@ a restart signs everyone out, which is the safe direction.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -27,6 +29,51 @@ COOKIE = "voicebot_desk"
 SESSION_TTL_S = 12 * 3600  # one working day
 
 
+@runtime_checkable
+class SessionTable(Protocol):
+    """Session hash → (agent, expiry in wall-clock seconds)."""
+
+    def put_desk_session(self, id_hash: str, agent: str, expires_at: float) -> None: ...
+
+    def desk_session(self, id_hash: str) -> tuple[str, float] | None: ...
+
+    def delete_desk_session(self, id_hash: str) -> None: ...
+
+    def prune_desk_sessions(self, now: float) -> int: ...
+
+    def count_desk_sessions(self) -> int: ...
+
+
+@dataclass
+class MemorySessions:
+    """One process's sessions (the embedded default)."""
+
+    _by_hash: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def put_desk_session(self, id_hash: str, agent: str, expires_at: float) -> None:
+        self._by_hash[id_hash] = (agent, expires_at)
+
+    def desk_session(self, id_hash: str) -> tuple[str, float] | None:
+        return self._by_hash.get(id_hash)
+
+    def delete_desk_session(self, id_hash: str) -> None:
+        self._by_hash.pop(id_hash, None)
+
+    def prune_desk_sessions(self, now: float) -> int:
+        expired = [h for h, (_, exp) in self._by_hash.items() if now > exp]
+        for id_hash in expired:
+            del self._by_hash[id_hash]
+        return len(expired)
+
+    def count_desk_sessions(self) -> int:
+        return len(self._by_hash)
+
+
+def session_hash(session_id: str) -> str:
+    """Only the hash is kept: a leaked table signs nobody in."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
 @dataclass
 class Sessions:
     """Browser sessions: opaque random id → agent name, with expiry."""
@@ -34,7 +81,7 @@ class Sessions:
     queue: TransferQueue
     ttl_s: float = SESSION_TTL_S
     limiter: SignInLimiter = field(default_factory=SignInLimiter)
-    _by_id: dict[str, tuple[str, float]] = field(default_factory=dict)
+    table: SessionTable = field(default_factory=MemorySessions)
 
     def sign_in(self, token: str) -> tuple[Agent, str] | None:
         agent = self.queue.agent_by_token(token)
@@ -42,28 +89,28 @@ class Sessions:
             return None
         self.prune()
         session_id = secrets.token_urlsafe(32)
-        self._by_id[session_id] = (agent.name, time.monotonic() + self.ttl_s)
+        self.table.put_desk_session(session_hash(session_id), agent.name, time.time() + self.ttl_s)
         return agent, session_id
 
     def prune(self) -> None:
         """Drop expired sessions (a sign-in would otherwise leave one behind forever)."""
-        now = time.monotonic()
-        for session_id in [s for s, (_, exp) in self._by_id.items() if now > exp]:
-            del self._by_id[session_id]
+        self.table.prune_desk_sessions(time.time())
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return self.table.count_desk_sessions()
 
     def sign_out(self, session_id: str) -> None:
-        self._by_id.pop(session_id, None)
+        self.table.delete_desk_session(session_hash(session_id))
 
     def agent(self, session_id: str) -> Agent | None:
-        entry = self._by_id.get(session_id)
+        if not session_id:
+            return None
+        entry = self.table.desk_session(session_hash(session_id))
         if entry is None:
             return None
         name, expires = entry
-        if time.monotonic() > expires or name not in self.queue.agents:
-            self._by_id.pop(session_id, None)
+        if time.time() > expires or name not in self.queue.agents:
+            self.table.delete_desk_session(session_hash(session_id))
             return None
         return self.queue.agents[name]
 

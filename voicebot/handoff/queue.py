@@ -13,6 +13,10 @@ The session calls ``await queue.offer(package)`` while it plays hold audio:
   any ring and marks the handoff abandoned, package kept.
 
 Every step is also published to listeners (the agent desk) as an event.
+
+In a cluster (``claims`` given: a shared store) an agent must be claimed in
+the store before their phone rings, so two instances never ring one agent at
+once; other instances learn of the ring through their cluster link.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from voicebot.handoff.agents import Agent, choose_agent
 from voicebot.handoff.config import AgentConfig, HandoffConfig, ensure_token
 from voicebot.handoff.package import HandoffPackage
 from voicebot.handoff.rings import DeskDialer, Dialer, Ring, RingBoard, RingResult
-from voicebot.handoff.store import CallbackRequest, HandoffStore
+from voicebot.handoff.store import AgentClaims, CallbackRequest, HandoffStore
 from voicebot.session.handoff import OfferOutcome
 
 log = logging.getLogger("voicebot.handoff")
@@ -105,6 +109,8 @@ OfferStep = Ringing | RingEnded | Waiting
 OfferResult = Answered | NoAgent | Abandoned
 QueueEvent = OfferStep | OfferResult | AgentChanged | HandoffChanged
 Listener = Callable[[QueueEvent], None]
+# Shown while another instance holds an agent and its event has not arrived yet.
+BUSY_ELSEWHERE = "(another instance)"
 
 
 @dataclass
@@ -131,6 +137,7 @@ class TransferQueue:
         *,
         clock: Callable[[], float] = time.time,
         recover: bool = True,
+        claims: AgentClaims | None = None,
     ) -> None:
         self.config = config or HandoffConfig()
         self.config.validate()
@@ -142,6 +149,10 @@ class TransferQueue:
         self._listeners: list[Listener] = []
         self._offers: dict[str, _Offer] = {}
         self._changed = asyncio.Event()
+        self.claims = claims
+        self.claimed: dict[str, str] = {}  # agent → call, claims this instance holds
+        # A desk answer to a ring held by another instance goes there (cluster link).
+        self.forward_response: Callable[[Ring, bool], None] | None = None
         saved = store.agent_states()
         for agent in self.config.agents:
             self._register(agent, saved.get(agent.name))
@@ -185,6 +196,8 @@ class TransferQueue:
         agent = self.agents[name]
         if available and (not agent.available or agent.on_call):
             agent.idle_since = self._clock()
+            if agent.on_call:
+                self._release(name, agent.on_call)
             agent.on_call = None
         agent.available = available
         self._agent_changed(agent)
@@ -194,6 +207,7 @@ class TransferQueue:
         """The transferred call is over (bridge hung up): its agent is free again."""
         for agent in self.agents.values():
             if agent.on_call == call_id:
+                self._release(agent.name, call_id)
                 agent.on_call = None
                 agent.idle_since = self._clock()
                 self._agent_changed(agent)
@@ -208,8 +222,66 @@ class TransferQueue:
     def _agent_changed(self, agent: Agent) -> None:
         self._save_agent(agent)
         self._emit(AgentChanged(agent))
+        self._wake()
+
+    def _wake(self) -> None:
+        """Callers on hold look for a free agent again."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def apply_remote_agent(self, name: str, state: dict) -> None:
+        """Another instance changed an agent (``Agent.public()``); mirror it here."""
+        agent = self.agents.get(name)
+        if agent is None:
+            return
+        held = self.claimed.get(name)
+        if held is not None:
+            if agent.ringing == held or held in (state.get("ringing"), state.get("on_call")):
+                return  # our ring in progress, or a view that agrees with ours
+            del self.claimed[name]  # they finished our call on another instance's desk
+        agent.available = bool(state["available"])
+        agent.idle_since = float(state.get("idle_since") or agent.idle_since)
+        agent.ringing, agent.on_call = state.get("ringing"), state.get("on_call")
+        self._emit(AgentChanged(agent))
+        self._wake()
+
+    def resync_claims(self) -> None:
+        """Correct agents held elsewhere from the store (a missed event, a dead
+        instance's claim that lapsed)."""
+        if self.claims is None:
+            return
+        states = self.claims.agent_states()
+        for name, agent in self.agents.items():
+            if name in self.claimed or name not in states:
+                continue
+            busy = states[name].get("busy_with")
+            if busy is None and (agent.ringing or agent.on_call):
+                agent.ringing = agent.on_call = None
+            elif busy is not None and agent.free:
+                agent.ringing = BUSY_ELSEWHERE
+            else:
+                continue
+            self._emit(AgentChanged(agent))
+            self._wake()
+
+    def _claim(self, agent: Agent, call_id: str) -> bool:
+        """Reserve the agent for this call in the shared store (always yes alone)."""
+        if self.claims is None:
+            return True
+        if not self.claims.claim_agent(agent.name, call_id):
+            agent.ringing = BUSY_ELSEWHERE  # corrected by that instance's events
+            return False
+        self.claimed[agent.name] = call_id
+        return True
+
+    def _release(self, name: str, call_id: str) -> None:
+        """Free the agent's claim for this call, whichever instance holds it
+        (an agent may finish a call held elsewhere on the desk served here)."""
+        if self.claims is None:
+            return
+        if self.claimed.get(name) == call_id:
+            del self.claimed[name]
+        self.claims.release_agent(name, call_id)
 
     def _save_agent(self, agent: Agent) -> None:
         self.store.save_agent_state(agent.name, agent.available, agent.idle_since, utc_now())
@@ -220,6 +292,10 @@ class TransferQueue:
         """Call ``listener`` with every event; returns the unsubscribe function."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def publish(self, event: QueueEvent) -> None:
+        """Tell listeners about an event that happened elsewhere (a cluster link)."""
+        self._emit(event)
 
     def _emit(self, event: QueueEvent) -> None:
         for listener in list(self._listeners):
@@ -271,6 +347,8 @@ class TransferQueue:
                 waiting = True
                 await self._wait_for_change(remaining, offer.abandon)
                 continue
+            if not self._claim(agent, call_id):
+                continue  # another instance rang them first: pick again
             waiting = False
             result = await self._ring(offer, agent, min(self.config.ring_timeout_s, remaining))
             if result == "answered":
@@ -375,8 +453,10 @@ class TransferQueue:
         self.store.finish_handoff_attempt(attempt, result or status.ABANDONED, utc_now())
         if result == "answered":
             agent.on_call = ring.call_id
-        elif result == "timeout" and self.config.missed_ring_makes_unavailable:
-            agent.available = False
+        else:
+            self._release(agent.name, ring.call_id)
+            if result == "timeout" and self.config.missed_ring_makes_unavailable:
+                agent.available = False
         ended = RingEnded(ring.call_id, agent.name, result)
         offer.attempts.append(ended)
         self._step(offer, ended)
@@ -386,7 +466,10 @@ class TransferQueue:
 
     def respond(self, agent: str, call_id: str, accept: bool) -> Ring:
         """A desk Accept/Decline (raises NoSuchRing / NotYourRing)."""
-        return self.board.respond(agent, call_id, accept)
+        ring = self.board.respond(agent, call_id, accept)
+        if ring.owner is not None and self.forward_response is not None:
+            self.forward_response(ring, accept)
+        return ring
 
     async def hand_off(
         self,

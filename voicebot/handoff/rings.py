@@ -57,6 +57,9 @@ class Ring:
     package: HandoffPackage
     started_at: str
     timeout_s: float
+    # The instance holding the call when it is not this one (a cluster's desk
+    # shows rings of calls held elsewhere and forwards the answer there).
+    owner: str | None = None
     accepted: asyncio.Event = field(default_factory=asyncio.Event)
     declined: asyncio.Event = field(default_factory=asyncio.Event)
 

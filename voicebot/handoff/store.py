@@ -1,7 +1,7 @@
 """What the handoff layer needs from the call store, and the words it stores.
 
-A Protocol rather than the SQLite class so a PostgreSQL store (several
-voicebot workers sharing one database) only has to provide these methods.
+A Protocol rather than the SQLite class, so the PostgreSQL store of a cluster
+provides the same methods; only a shared store also provides :class:`AgentClaims`.
 """
 
 from __future__ import annotations
@@ -75,5 +75,18 @@ class HandoffStore(Protocol):
     def save_agent_state(
         self, name: str, available: bool, idle_since: float | None, at: str
     ) -> None: ...
+
+    def agent_states(self) -> dict[str, dict[str, Any]]: ...
+
+
+class AgentClaims(Protocol):
+    """One agent, one call, across every instance sharing the store.
+
+    Implemented by :class:`voicebot.storage.postgres.PostgresStore`; a single
+    process needs none (its own agent states are the whole truth)."""
+
+    def claim_agent(self, name: str, call_id: str) -> bool: ...
+
+    def release_agent(self, name: str, call_id: str) -> None: ...
 
     def agent_states(self) -> dict[str, dict[str, Any]]: ...

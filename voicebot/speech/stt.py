@@ -237,6 +237,11 @@ class Transcriber:
             len(pcm) / SAMPLE_RATE, elapsed, FULL_WINDOW_S,
         )  # fmt: skip
 
+    @property
+    def queued(self) -> int:
+        """Utterances waiting for a free decoder (a metric of STT overload)."""
+        return self._pool._work_queue.qsize()
+
     def close(self) -> None:
         """Let queued transcriptions finish, then stop the workers."""
         self._pool.shutdown(wait=True)

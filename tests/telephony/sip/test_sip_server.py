@@ -223,15 +223,27 @@ async def test_invite_retransmission_and_cancel() -> None:
 
 
 async def test_busy_when_not_accepting_or_full() -> None:
+    """INVITE and OPTIONS both say 503 when full or draining: a load balancer's
+    OPTIONS probe (Kamailio's dispatcher) takes the instance out of rotation."""
     async with running(RecordingHandler(), max_calls=1) as (server, uac):
+        sent: list[bytes] = []
+        server.transport.sent_watchers.append(sent.append)
+        uac.send(Leg(uac).build("OPTIONS"))
+        assert (await uac.response()).code == 200
         rtp = await RtpPeer.open()
         await Leg(uac).establish(rtp.port)
         uac.send(Leg(uac).invite(sdp(rtp.port)))
         assert (await uac.response()).code == 503
+        uac.send(Leg(uac).build("OPTIONS"))
+        assert (await uac.response()).code == 503
+        rtp.close()
+        assert any(d.startswith(b"SIP/2.0 503") for d in sent)  # watchers see what is sent
+    async with running(RecordingHandler()) as (server, uac):
         server.stop_accepting()
         uac.send(Leg(uac).build("OPTIONS"))
-        assert (await uac.response()).code == 200
-        rtp.close()
+        assert (await uac.response()).code == 503
+        uac.send(Leg(uac).invite(sdp(4000)))
+        assert (await uac.response()).code == 503
 
 
 async def test_bot_hangup_retransmits_bye_until_answered() -> None:

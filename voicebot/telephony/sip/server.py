@@ -111,8 +111,13 @@ class SipServer:
         return [c for c in self.dialogs if isinstance(c, CallLeg) and not c.ended]
 
     def stop_accepting(self) -> None:
-        """New INVITEs get 503 from now on; calls in progress go on."""
+        """New INVITEs and OPTIONS get 503 from now on; calls in progress go on."""
         self._accepting = False
+
+    @property
+    def taking_calls(self) -> bool:
+        """Below capacity and not draining: what OPTIONS tells a load balancer."""
+        return self._accepting and len(self.calls) < self.config.max_calls
 
     async def close(self, grace_s: float = 0.0) -> None:
         """Shut down: give handlers ``grace_s`` to finish, BYE every call left,
@@ -267,7 +272,7 @@ class SipServer:
         """Why a new INVITE cannot become a call (a final code and headers), or None."""
         if self._merged(invite):
             return 482, []
-        if not self._accepting or len(self.calls) >= self.config.max_calls:
+        if not self.taking_calls:
             return 503, [("Retry-After", "30")]
         content_type = (
             (invite.headers.get("Content-Type") or "application/sdp").split(";")[0].strip()
@@ -300,8 +305,10 @@ class SipServer:
             assert isinstance(tx, InviteServerTransaction)
             self._new_call(request, tx, source)
         elif request.method == "OPTIONS":
+            # Kamailio's dispatcher probes with OPTIONS: 503 takes us out of rotation.
+            code = 200 if self.taking_calls else 503
             tx.respond(
-                make_response(request, 200, to_tag=new_tag(), headers=self.capability_headers())
+                make_response(request, code, to_tag=new_tag(), headers=self.capability_headers())
             )
         else:
             tx.respond(make_response(request, 481, to_tag=new_tag()))

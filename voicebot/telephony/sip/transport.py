@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sipmessage import Request, Response
@@ -99,6 +100,8 @@ class SipTransport:
         self._answers = SourceLimiter(answers, answers)
         self.warn = LogLimiter(log)
         self.dropped: Counter[str] = Counter()
+        # Watchers of every datagram sent (metrics count responses by code).
+        self.sent_watchers: list[Callable[[bytes], None]] = []
 
     async def open(self) -> None:
         """Bind the socket (port 0 picks a free one; read :attr:`port`)."""
@@ -128,6 +131,8 @@ class SipTransport:
             self.warn.warning("sip_unsendable", destination=repr(addr)[:80])
             return
         self._socket.sendto(data, addr)
+        for watcher in self.sent_watchers:
+            watcher(data)
 
     # ------------------------------------------------------------- receiving
 

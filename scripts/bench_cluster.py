@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Cluster figures for sizing: Kamailio's set-up overhead, failover after kill -9,
+and the capacity model implied by the single-instance latency bench.
+
+    scripts/bench_cluster.py [--calls 20] [--out bench/results]
+
+Runs inside a private network namespace (re-executes itself under
+``unshare -n``) with the same cluster as ``scripts/cluster``: PostgreSQL, one
+Rasa, three ``voicebot serve`` instances, Kamailio.  Writes
+``bench/results/cluster-<UTC time>.json``.
+
+* set-up: SIPp INVITE → 200 OK times, ``--calls`` calls straight to an
+  instance and as many through Kamailio, one at a time (so queueing does not
+  blur the proxy's share), three interleaved rounds each;
+* failover: calls arrive through Kamailio at 2/s; one instance is killed with
+  SIGKILL.  From Kamailio's log: how long INVITEs sent to the dead instance
+  took to fail over, and when the last one was sent to it;
+* capacity: calls per instance at the latency target, read from the newest
+  ``bench-*.json`` (the voice-to-voice bench of one instance on this machine),
+  and what that means per core and for a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+IN_NETNS = "VOICEBOT_BENCH_NETNS"
+TARGET_P95_S = 1.5  # the bench's latency target for calls at once
+
+
+def capacity(results: Path, target_s: float = TARGET_P95_S) -> dict:
+    """Largest measured concurrency whose p95 voice-to-voice met the target."""
+    benches = sorted(p for p in results.glob("bench-*.json") if "T" in p.stem)
+    for path in reversed(benches):
+        data = json.loads(path.read_text())
+        if data.get("quick") or not data.get("concurrency"):
+            continue
+        levels = [c for c in data["concurrency"] if c["latency"]["p95_s"] <= target_s]
+        best = max(levels, key=lambda c: c["calls"]) if levels else None
+        cores = data["machine"]["nproc"]
+        calls = best["calls"] if best else 0
+        return {
+            "source": str(path.relative_to(ROOT)),
+            "target_p95_s": target_s,
+            "calls_per_instance_at_target": calls,
+            "p95_s_at_that_load": best["latency"]["p95_s"] if best else None,
+            "highest_level_measured": max(c["calls"] for c in data["concurrency"]),
+            "cores": cores,
+            "calls_per_core": round(calls / cores, 2),
+            "note": (
+                "one instance used every core of the machine (Whisper decodes on 2 threads x "
+                "2 workers); run one instance per 2 cores, each taking calls_per_instance_at_"
+                "target, and size a cluster as ceil(peak_calls / calls_per_instance) instances "
+                "plus one for failover and one for rolling deploys"
+            ),
+        }
+    return {"source": None, "note": "no full bench-*.json: run scripts/bench first"}
+
+
+def mean_setup_ms(stats_csv: str) -> float | None:
+    """SIPp's cumulative mean response time (INVITE → 200, ``rtd``) from its stats file."""
+    lines = [line for line in stats_csv.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    header, last = lines[0].split(";"), lines[-1].split(";")
+    column = header.index("ResponseTime1(C)")
+    hours, minutes, seconds = last[column].split(":")[:3]
+    millis = last[column].split(":")[3] if last[column].count(":") == 3 else "0"
+    return round(
+        (int(hours) * 3600 + int(minutes) * 60 + int(seconds)) * 1000 + int(millis) / 1000, 2
+    )
+
+
+async def setup_times(cluster, workdir: Path, wav: Path, calls: int, rounds: int = 3) -> dict:
+    """Mean INVITE → 200 OK per round, direct and through Kamailio, rounds interleaved
+    (this machine is shared: interleaving spreads its load over both paths)."""
+    from tests.e2e.sip_call_rig import run_sipp_callers
+
+    paths = {"direct": cluster.instances[0].host, "via_kamailio": "127.0.0.1"}
+    means: dict[str, list[float]] = {name: [] for name in paths}
+    for n in range(rounds):
+        for name, host in paths.items():
+            where = workdir / f"{name}-{n}"
+            where.mkdir(parents=True, exist_ok=True)
+            run = await run_sipp_callers(
+                where, wav, calls=calls, at_once=1, rate=2, pause_ms=500,
+                caller_prefix=f"+1555{len(name)}{n}", server_host=host, server_port=5060,
+            )  # fmt: skip
+            mean = mean_setup_ms(run.stats)
+            if run.returncode == 0 and mean is not None:
+                means[name].append(mean)
+    figures: dict = {f"{name}_round_means_ms": values for name, values in means.items()}
+    if means["direct"] and means["via_kamailio"]:
+        direct, proxied = (
+            statistics.median(means["direct"]),
+            statistics.median(means["via_kamailio"]),
+        )
+        figures.update(
+            direct_median_ms=direct,
+            via_kamailio_median_ms=proxied,
+            kamailio_overhead_ms=round(proxied - direct, 2),
+        )
+    return figures
+
+
+async def failover(cluster, workdir: Path, wav: Path) -> dict:
+    from tests.e2e.sip_call_rig import run_sipp_callers
+
+    victim = cluster.instances[-1]
+    workdir.mkdir(parents=True, exist_ok=True)
+    load = asyncio.create_task(
+        run_sipp_callers(
+            workdir,
+            wav,
+            calls=24,
+            at_once=24,
+            rate=2,
+            pause_ms=3000,
+            caller_prefix="+1555900",
+            server_port=5060,
+            timeout_s=90,
+        )
+    )
+    await asyncio.sleep(4.0)
+    killed_at = time.time()
+    victim.signal(signal.SIGKILL)
+    run = await load
+    sent = [(c, t) for c, h, t in cluster.routed() if h == victim.host and t > killed_at]
+    failed = {c: t for c, h, t in cluster.failovers() if h == victim.host and t > killed_at}
+    delays = [round(failed[c] - t, 3) for c, t in sent if c in failed]
+    return {
+        "probe_interval_s": 1,
+        "invite_timeout_s": 1.5,
+        "invites_sent_to_dead_instance": len(sent),
+        "failover_delay_s": delays,
+        "failover_delay_max_s": max(delays) if delays else None,
+        "last_invite_to_dead_instance_after_kill_s": (
+            round(max(t for _, t in sent) - killed_at, 3) if sent else None
+        ),
+        "calls_failed_at_caller": _failed_calls(run.output),
+        "note": "calls set up after the kill never fail: Kamailio retries the next instance",
+    }
+
+
+def _failed_calls(sipp_output: str) -> int | None:
+    match = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", sipp_output)
+    return int(match.group(1)) if match else None
+
+
+async def run(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from tests.e2e.sip_call_rig import silence
+    from voicebot.audio.wavfile import write_wav
+    from voicebot.cluster.local import LocalCluster
+    from voicebot.config import DialogueConfig
+    from voicebot.dialogue.rasa_server import ManagedRasa
+    from voicebot.dialogue.training import train
+
+    workdir = Path(args.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    wav = write_wav(workdir / "caller_ulaw.wav", np.concatenate([silence(1.0)]), 8000, "ulaw")
+    model = await asyncio.to_thread(train)
+    async with ManagedRasa(DialogueConfig(), model=model) as rasa:
+        cluster = LocalCluster(workdir / "cluster", rasa_url=rasa.url, rasa_token=rasa.token or "")
+        try:
+            await asyncio.to_thread(cluster.start)
+            report = {
+                "startup_s": {i.name: round(i.startup_s, 1) for i in cluster.instances},
+                "setup": await setup_times(cluster, workdir / "setup", wav, args.calls),
+                "failover": await failover(cluster, workdir / "failover", wav),
+            }
+        finally:
+            await asyncio.to_thread(cluster.stop)
+    report["capacity"] = capacity(RESULTS)
+    report["machine"] = {"nproc": os.cpu_count()}
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20, help="set-up samples per path")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--workdir", default="/tmp/voicebot-bench-cluster")
+    args = parser.parse_args()
+    if not os.environ.get(IN_NETNS):
+        base = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
+        command = [*base, "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                   sys.executable, *sys.argv]  # fmt: skip
+        os.execvpe(command[0], command, {**os.environ, IN_NETNS: "1"})
+    report = asyncio.run(run(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"cluster-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+    print(f"written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Running voicebot in production: health, readiness, metrics."""
