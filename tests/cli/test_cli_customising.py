@@ -69,6 +69,7 @@ def test_customising_walkthrough(tmp_path: Path) -> None:
     assert "mortgage rate" in asked["bot_text"].lower()
     assert record["transfer"]["reason"] == "explicit"
     assert "about mortgage rates" in record["transfer"]["summary"]
-    totals = json.loads(outputs["eval"].strip().splitlines()[-1])
+    # The totals are the one JSON line; the judgement report follows it.
+    totals = next(json.loads(line) for line in outputs["eval"].splitlines() if line.startswith("{"))
     assert totals["passed"] == totals["scenarios"] == 1
     assert not (DEFAULT_RASA_PROJECT / "data" / "mortgage.yml").exists()  # the copy, not ours
