@@ -79,7 +79,10 @@ def test_readme_commands_run(managed_rasa: ManagedRasa, tmp_path: Path) -> None:
             if "simulate" in argv and "--json" in argv:
                 call_id = json.loads(done.stdout)["call_id"]
             if "eval" in argv:
-                totals = json.loads(done.stdout.strip().splitlines()[-1])
+                # The totals are the one JSON line; the judgement report follows it.
+                totals = next(
+                    json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")
+                )
                 assert totals["scenarios"] == totals["passed"] + totals["failed"] > 0
                 shown_each = done.stdout.strip().splitlines()[:-1]  # one line per scenario
                 assert len(shown_each) == totals["scenarios"]
@@ -128,7 +131,7 @@ def test_readme_serve_command_answers_health(tmp_path: Path) -> None:
         )  # fmt: skip
         logs = (tmp_path / "serve.err").read_text()
         health = (tmp_path / "health").read_text()
-        state = {"calls": 0, "dialogue": "up", "draining": False}
+        state = {"calls": 0, "dialogue": "up", "draining": False, "full": False}
         assert json.loads(health) == {"status": "ok", **state}, health + logs
         assert json.loads((tmp_path / "ready").read_text()) == {"ready": True, **state}
         assert (tmp_path / "status").read_text().strip() == "0", logs

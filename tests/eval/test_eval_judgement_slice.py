@@ -52,7 +52,8 @@ def test_the_slice_meets_the_judgement_targets(report: dict, voice: str) -> None
     assert figures["disclosure_first"] == 1.0
     misses = json.dumps(judgement["misses"], indent=1)
     assert figures["right_outcome"] >= round(14 / 15, 4), misses  # figures are rounded
-    assert figures["transfer_recall"] >= 0.9, misses
+    should_go = sum(scores["expected"] for scores in judgement["reasons"].values())
+    assert figures["transfer_recall"] >= round((should_go - 1) / should_go, 4), misses
     assert figures["right_reason"] >= 0.9, misses
     assert figures["needless_transfer_rate"] <= 1 / 6, misses
 
