@@ -126,12 +126,17 @@ class RasaClient:
 
     async def health(self) -> bool:
         """True when the server answers and (with a token) accepts it."""
+        return await self.problem() is None
+
+    async def problem(self) -> str | None:
+        """Why the server cannot serve a call right now (no answer, a refused
+        token…), or None when it answers."""
         path = "/status" if self.token else "/"
         try:
             await self._request("GET", path, params=self._auth(), expect_json=False)
-        except DialogueError:
-            return False
-        return True
+        except DialogueError as exc:
+            return str(exc)
+        return None
 
     async def close(self) -> None:
         if self._session is not None:

@@ -316,11 +316,10 @@ class ManagedRasa:
     async def _supervise(self) -> None:
         """Watch the dialogue; restart managed children that die or stop answering."""
         failures = 0
-        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with self.client() as probe:
             while True:
                 await asyncio.sleep(self.config.health_interval_s)
-                problem = await self._problem(http)
+                problem = await self._problem(probe)
                 failures = failures + 1 if problem else 0
                 if problem is None:
                     self._set_available(True)
@@ -330,26 +329,14 @@ class ManagedRasa:
                         await self._restart_until_ready(problem.why)
                         failures = 0
 
-    async def _problem(self, http: aiohttp.ClientSession) -> _Problem | None:
+    async def _problem(self, probe: RasaClient) -> _Problem | None:
         """Why the dialogue cannot serve a call right now, or None."""
         for process in self._processes:
             code = process.proc.poll()
             if code is not None:
                 return _Problem(f"the {process.name} (pid {process.proc.pid}) exited with {code}")
-        try:
-            # As RasaClient does: the bearer header always (voicebot's own Rasa checks
-            # only that), plus Rasa's ?token= for an external one started with --auth-token.
-            path, params, headers = "/", {}, {}
-            if self.token:
-                path, headers = "/status", {"Authorization": f"Bearer {self.token}"}
-                if not self.managed:
-                    params = {"token": self.token}
-            async with http.get(f"{self.url}{path}", params=params, headers=headers) as resp:
-                if resp.status == 200:
-                    return None
-                return _Problem(f"/status answered HTTP {resp.status}", died=False)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return _Problem(f"/status failed: {exc!r}", died=False)
+        why = await probe.problem()  # the same request, with the same auth, as every call's
+        return _Problem(why, died=False) if why else None
 
     async def _restart_until_ready(self, problem: str) -> None:
         """Restart both children until they answer, waiting longer after each failure.
