@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 from voicebot.audio.endpointing import (
     Endpointer,
@@ -33,6 +34,7 @@ from voicebot.core.record import CallRecord, Turn
 from voicebot.dialogue.rasa_client import DialogueError, DialogueReply
 from voicebot.dialogue.turn_completion import end_of_turn_wait
 from voicebot.session.caller_line import SessionLine
+from voicebot.session.detours import Detours
 from voicebot.session.dialogue_link import DialogueLink
 from voicebot.session.disclosure import disclose
 from voicebot.session.events import (
@@ -52,15 +54,8 @@ from voicebot.session.replies import Replies
 from voicebot.session.services import Services
 from voicebot.session.speaker import Speaker
 from voicebot.session.transfer_watch import DIALOGUE_UNAVAILABLE, TransferWatch
-from voicebot.session.turn_taking import TurnTaking, unreadable
-from voicebot.speech.stt import Transcript
+from voicebot.session.turn_taking import TurnTaking
 from voicebot.telephony.channel import CallChannel
-
-MAX_DIALOGUE_FAILURES = 3
-TECHNICAL_GOODBYE = (
-    "I'm sorry, I'm having technical problems. Please call back a little later. Goodbye."
-)
-STRAY_KEYS = "Sorry, those keys don't do anything here. To reach a person, press 0."
 
 
 class CallSession:
@@ -89,8 +84,9 @@ class CallSession:
         self.pin = PinGuard()
         self.transfers = TransferWatch(self.config.transfer, self.log, self.config.intents)
         self.handoff_texts = HandoffTexts()
-        self._silence_prompts = 0
-        self._dialogue_failures = 0
+        self.detours = Detours(
+            self.config.session, self.record, self.replies, self.log, self._failed_turn_transfer
+        )
         self._ended = False
         self.handed_off = False  # the call now belongs to an agent: don't hang up
         self.turns = TurnTaking(
@@ -103,8 +99,6 @@ class CallSession:
         self.line = SessionLine(
             channel.output, self.inbox, self.turns, self.rasa, self.replies, become_idle
         )
-
-    # ------------------------------------------------------------------ public
 
     async def run(self) -> CallRecord:
         """Run the call to its end and return the (saved) call record."""
@@ -122,7 +116,7 @@ class CallSession:
         except Exception as exc:  # a bug must not leave the caller in silence
             self.log.error("session_failed", error=repr(exc))
             self.record.errors.append(f"session failed: {exc!r}")
-            await self.say_and_wait(self.config.session.rasa_error_apology)
+            await self.replies.say_and_wait(self.config.session.rasa_error_apology)
             self._end("session failed")
         finally:
             await self._close(reader)
@@ -154,8 +148,6 @@ class CallSession:
             self.ear.become_idle()
         return await self.inbox.get()
 
-    # ------------------------------------------------------------------ dispatch
-
     async def _dispatch(self, event: SessionEvent) -> None:
         if isinstance(event, HangupFrame):
             self.line.hung_up_by_caller = True
@@ -172,12 +164,9 @@ class CallSession:
         elif isinstance(event, DigitsTimedOut):
             await self._submit_digits(self.keypad.take())
         elif isinstance(event, SilenceTimedOut):
-            await self._on_silence()
+            self._end_if(await self.detours.silence())
         elif isinstance(event, ShutdownRequested):
-            self.speaker.interrupt()
-            self.record.add_turn(None, "none", bot_text=event.message)
-            await self.say_and_wait(event.message)
-            self._end("server shutting down")
+            self._end(await self.detours.shutdown(event.message))
 
     async def _disclose(self) -> None:
         text = self.config.session.disclosure
@@ -188,43 +177,29 @@ class CallSession:
         await self._dispatch(event)
         return self._ended
 
-    # ------------------------------------------------------------------ turns
-
     async def _on_utterance(self, utterance: Utterance) -> None:
         self.speaker.interrupt()
         try:
             heard = await self.turns.transcript(utterance)
         except Exception as exc:
-            self.log.error("stt_failed", error=repr(exc))
-            self.record.errors.append(f"speech recognition failed: {exc}")
-            await self._reply_with_apology("[speech not recognised]", "speech", str(exc))
+            self.detours.note_error("stt_failed", f"speech recognition failed: {exc!r}")
+            await self._failed("[speech not recognised]", "speech", str(exc))
             return
         text = heard.transcript.text.strip()
         if not text:
-            await self._not_heard(utterance, heard.transcript)
+            self.detours.not_heard(utterance, heard.transcript)
             return
         timings = heard.timings(utterance)
         audio = {k: round(v, 3) for k, v in utterance.stats.items()}
         text = self.pin.heard(text)
         await self._converse(text, "speech", timings, audio=audio, ended_at=heard.ended_at)
 
-    async def _not_heard(self, utterance: Utterance, transcript: Transcript) -> None:
-        """Real speech that STT could not read: ask again rather than leave dead air."""
-        voiced = utterance.stats.get("voiced_s", 0.0)
-        self.log.event("empty_transcript", **unreadable(utterance, transcript))
-        cfg = self.config.session
-        if voiced >= cfg.not_heard_min_voiced_s:
-            self.record.add_turn("[not understood]", "speech", bot_text=cfg.not_heard_prompt)
-            self.replies.prompt(cfg.not_heard_prompt)
-
     async def _submit_digits(self, digits: str) -> None:
         """A finished keypad entry: a PIN, the lone 0 for a person, or stray keys."""
         if not digits:
             return
         if not self.pin.expects_pin and digits != "0":
-            self.log.event("dtmf_unexpected", digits=len(digits))
-            self.record.add_turn(f"[keypad: {digits}]", "dtmf", bot_text=STRAY_KEYS)
-            self.replies.prompt(STRAY_KEYS)
+            self.detours.stray_keys(digits)
             return
         shown, message = self.pin.keyed(digits)
         await self._converse(message, "dtmf", {}, shown=shown, ended_at=time.perf_counter())
@@ -242,22 +217,20 @@ class CallSession:
         """Send one caller turn to Rasa, record it (redacted), then answer or transfer.
         ``ended_at`` (perf_counter) is when the caller's turn ended: ``reply_s`` runs from it."""
         pin_context = self.pin.expects_pin
+        unanswered = self.pin.caller_text(text, input_kind, shown, redact=pin_context)
         if not self.rasa.available:
-            caller_text = self.pin.caller_text(text, input_kind, shown, redact=pin_context)
             self.log.event("dialogue_unavailable")  # being restarted: a person, at once
             down = DIALOGUE_UNAVAILABLE
-            await self._reply_with_apology(caller_text, input_kind, down, audio, shown, down)
+            await self._failed(unanswered, input_kind, down, audio=audio, shown=shown, gave_up=down)
             return
         started = time.perf_counter()
         try:
             reply = await self.rasa.send(text)
         except DialogueError as exc:
-            self.log.error("dialogue_failed", error=str(exc))
-            self.record.errors.append(f"dialogue failed: {exc}")
-            caller_text = self.pin.caller_text(text, input_kind, shown, redact=pin_context)
-            await self._reply_with_apology(caller_text, input_kind, str(exc), audio, shown)
+            self.detours.note_error("dialogue_failed", f"dialogue failed: {exc}")
+            await self._failed(unanswered, input_kind, str(exc), audio=audio, shown=shown)
             return
-        self._dialogue_failures = 0
+        self.detours.turn_succeeded()
         timings["dialogue_s"] = time.perf_counter() - started
         redact = self.pin.must_redact(reply, pin_context=pin_context)
         self.pin.apply(reply, self.record.verified)
@@ -271,45 +244,13 @@ class CallSession:
         if reply.end_call and turn.bot_text:
             self._end("bot ended the call")
 
-    # ------------------------------------------------------------------ failures, silence
+    async def _failed(self, caller_text: str, input_kind: str, error: str, **context: Any) -> None:
+        self._end_if(await self.detours.failed_turn(caller_text, input_kind, error, **context))
 
-    async def _reply_with_apology(
-        self,
-        caller_text: str | None,
-        input_kind: str,
-        error: str,
-        audio: dict[str, float] | None = None,
-        shown: str | None = None,
-        gave_up: str | None = None,
-    ) -> None:
-        """Rasa or STT failed: apologise; the transfer policy may hand the caller over
-        (at once when ``gave_up`` says the dialogue cannot go on)."""
-        self._dialogue_failures += 1
-        apology = self.config.session.rasa_error_apology
-        turn = self.record.add_turn(
-            caller_text, input_kind, bot_text=apology, error=error, audio=audio or {}
-        )
-        if await self._transfer_if_decided(turn, None, shown, failed=True, gave_up=gave_up):
-            return
-        if self._dialogue_failures >= MAX_DIALOGUE_FAILURES:
-            turn.bot_text = TECHNICAL_GOODBYE
-            await self.say_and_wait(turn.bot_text)
-            self._end("repeated technical failures")
-            return
-        self.replies.prompt(apology)
-
-    async def _on_silence(self) -> None:
-        self._silence_prompts += 1
-        cfg = self.config.session
-        if self._silence_prompts == 1:
-            self.record.add_turn(None, "none", bot_text=cfg.silence_prompt)
-            self.replies.prompt(cfg.silence_prompt)
-            return
-        self.record.add_turn(None, "none", bot_text=cfg.silence_goodbye)
-        await self.say_and_wait(cfg.silence_goodbye)
-        self._end("caller silent")
-
-    # ------------------------------------------------------------------ handoff
+    async def _failed_turn_transfer(
+        self, turn: Turn, shown: str | None, gave_up: str | None
+    ) -> bool:
+        return await self._transfer_if_decided(turn, None, shown, failed=True, gave_up=gave_up)
 
     async def _transfer_if_decided(
         self,
@@ -338,10 +279,9 @@ class CallSession:
         self._end(f"handoff: {result['status']}")
         return True
 
-    async def say_and_wait(self, text: str) -> None:
-        await self.replies.say_and_wait(text)
-
-    # ------------------------------------------------------------------ ending
+    def _end_if(self, reason: str | None) -> None:
+        if reason is not None:
+            self._end(reason)
 
     def _end(self, reason: str) -> None:
         if not self._ended:
