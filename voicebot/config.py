@@ -176,7 +176,8 @@ class TtsConfig:
     # espeak-ng: extra pause between words (10-30 ms did not help)
     word_gap_ms: Annotated[int, Range(ge=0, le=1000)] = 0
     piper_model: str | None = None  # piper only: a .onnx voice; None = the packaged one
-    cache_size: Annotated[int, Range(ge=0)] = 256
+    # sentences; every fixed reply (~90 sentences, ~25 MB at 512) stays in it
+    cache_size: Annotated[int, Range(ge=0)] = 512
 
 
 @dataclass
