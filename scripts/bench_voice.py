@@ -148,6 +148,7 @@ def normalise(text: str) -> str:
     text = _whisper_normalise(text)
     text = re.sub(r"\b([ap]) m\b", r"\1m", text)
     text = re.sub(r"\bok\b", "okay", text)
+    text = re.sub(r"\balright\b", "all right", text)
     text = re.sub(r"\bone\b(?=\s\d)|(?<=\d\s)one\b", "1", text)
     return re.sub(r"(?<=\b\d)\s(?=\d\b)", "", text)  # "4 4 1 7" → "4417"
 
@@ -335,6 +336,7 @@ async def run(args: argparse.Namespace) -> dict:
         "quick": args.quick,
         "host": platform.node(),
         "cpus": os.cpu_count(),
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
     }
     best = Setting(
         "pyttsx3", args.espeak_voice, args.espeak_rate, args.espeak_pitch, args.espeak_gap
@@ -369,6 +371,7 @@ async def run(args: argparse.Namespace) -> dict:
               f"{result['first_audio_cached_s_p50'] * 1000:.1f} ms; served p50/p95 by kind: "
               f"{kinds}; RTF {result['rtf_p50']:.3f}", flush=True)  # fmt: skip
     transcriber.close()
+    report["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 
