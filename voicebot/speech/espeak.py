@@ -18,21 +18,13 @@ pyttsx3 2.99 has sharp edges on Linux, each handled here:
 * ``say()`` needs ``aplay`` and fails silently headless → never used;
 * unknown voices and variants are ignored silently → the configured voice is
   checked up front and a ``TtsError`` names the valid ones.
-
-voicebot ships voice variants of its own (``espeak_variants/``, tuned for the
-phone line by ``scripts/bench_voice``).  espeak-ng only reads variants from its
-data folder, so the engine points ``ESPEAK_DATA_PATH`` at a copy made of
-symlinks to the system's data plus those files (built once in the cache folder),
-unless the operator already set ``ESPEAK_DATA_PATH``.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
-import hashlib
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -47,7 +39,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from voicebot.config import TtsConfig, cache_dir
+from voicebot.config import TtsConfig
 from voicebot.speech.engine import Rendered, TtsError
 
 log = logging.getLogger(__name__)
@@ -87,62 +79,6 @@ def _load_espeak_library() -> ctypes.CDLL:
         return ctypes.CDLL(ESPEAK_LIBRARY)
     except OSError as exc:
         raise TtsError(f"espeak-ng is not installed ({exc}); run: {APT_HINT}") from exc
-
-
-OWN_VARIANTS = Path(__file__).with_name("espeak_variants")
-
-
-def _data_folder(library: ctypes.CDLL) -> Path:
-    """The espeak-ng data folder the library uses now."""
-    library.espeak_Info.restype = ctypes.c_char_p
-    data = ctypes.c_char_p()
-    library.espeak_Info(ctypes.byref(data))
-    return Path((data.value or b"").decode())
-
-
-def _use_own_variants(library: ctypes.CDLL, cache: Path | None = None) -> None:
-    """Let espeak-ng find voicebot's variants: its data plus ours, as symlinks in the cache."""
-    own = sorted(OWN_VARIANTS.glob("*")) if OWN_VARIANTS.is_dir() else []
-    if not own or os.environ.get("ESPEAK_DATA_PATH"):
-        return
-    library.espeak_ng_InitializePath(None)
-    system = _data_folder(library)
-    if not (system / "voices" / "!v").is_dir():
-        return  # an unusual install: espeak-ng's own variants only
-    digest = hashlib.sha256(str(system).encode())
-    for path in own:
-        digest.update(path.name.encode() + path.read_bytes())
-    root = (cache or cache_dir()) / "espeak" / digest.hexdigest()[:16]
-    if not (root / "espeak-ng-data").is_dir():
-        _build_data_folder(system, own, root)
-    os.environ["ESPEAK_DATA_PATH"] = str(root)
-
-
-def _build_data_folder(system: Path, own: list[Path], root: Path) -> None:
-    """``root/espeak-ng-data``: symlinks to ``system`` with ``own`` added to ``voices/!v``."""
-    building = Path(tempfile.mkdtemp(prefix="building-", dir=_mkdir(root.parent)))
-    data = building / "espeak-ng-data"
-    variants = data / "voices" / "!v"
-    variants.mkdir(parents=True)
-    for entry in system.iterdir():
-        if entry.name != "voices":
-            (data / entry.name).symlink_to(entry)
-    for entry in (system / "voices").iterdir():
-        if entry.name != "!v":
-            (data / "voices" / entry.name).symlink_to(entry)
-    for entry in (system / "voices" / "!v").iterdir():
-        (variants / entry.name).symlink_to(entry)
-    for path in own:
-        shutil.copyfile(path, variants / path.name)
-    try:
-        building.rename(root)
-    except OSError:  # another process built it first
-        shutil.rmtree(building, ignore_errors=True)
-
-
-def _mkdir(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _espeak_library() -> ctypes.CDLL:
@@ -194,7 +130,7 @@ class _EspeakWorker:
     def engine(self) -> Any:
         """Create the engine on first use (on this thread), mapping failures to TtsError."""
         if self._engine is None:
-            _use_own_variants(_load_espeak_library())
+            _load_espeak_library()
             try:
                 import pyttsx3
                 import pyttsx3.drivers.espeak as espeak_driver
@@ -250,7 +186,11 @@ class _EspeakWorker:
     def variants(self) -> list[str]:
         """espeak-ng's voice variants (``+m3``, ``+klatt4``…), from its data folder."""
         if self._variants is None:
-            folder = _data_folder(_load_espeak_library()) / "voices" / "!v"
+            library = _load_espeak_library()
+            library.espeak_Info.restype = ctypes.c_char_p
+            data = ctypes.c_char_p()
+            library.espeak_Info(ctypes.byref(data))
+            folder = Path((data.value or b"").decode()) / "voices" / "!v"
             self._variants = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
         return self._variants
 
