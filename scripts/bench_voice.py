@@ -176,6 +176,7 @@ class Setting:
         return TtsConfig(
             engine=self.engine, voice=self.voice, rate_wpm=self.rate_wpm,
             pitch=self.pitch, word_gap_ms=self.word_gap_ms, cache_size=cache_size,
+            disk_cache=False,  # figures for a first start, not for what an earlier run kept
         )  # fmt: skip
 
 

@@ -180,6 +180,9 @@ class TtsConfig:
     piper_model: str | None = None  # piper only: a .onnx voice; None = the packaged one
     # sentences; every fixed reply (~90 sentences, ~25 MB at 512) stays in it
     cache_size: Annotated[int, Range(ge=0)] = 512
+    # keep rendered digit-free sentences in <cache>/tts/ across restarts (Piper: no minute
+    # of start-up rendering after the first); off, or cache_size 0, keeps nothing on disk
+    disk_cache: bool = True
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voicebot.config import TtsConfig
 from voicebot.core.frames import SAMPLE_RATE
 from voicebot.dialogue.responses import fixed_texts, knowledge_answers
 from voicebot.speech.tts import Synthesizer, phrases, trim_tail
@@ -107,3 +108,30 @@ async def test_piper_plays_a_cached_opening_while_it_renders_the_rest(
     again = [c async for c in synth.synthesize_sentences(text)]
     assert synth.engine_calls == calls + 2
     assert [len(c) for c in again] == [len(c) for _, c in chunks]
+
+
+async def test_a_restarted_synthesizer_plays_kept_sentences_without_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOICEBOT_CACHE", str(tmp_path))
+    text = "Thanks for holding. Your balance is $42.17."
+    first = Synthesizer(TtsConfig(voice="gmw/en-us"))
+    said = [c async for c in first.synthesize_sentences(text)]
+    assert first.engine_calls == 2
+    kept = list((tmp_path / "tts").rglob("*.npy"))
+    assert len(kept) == 1  # the amount is personal: never written to disk
+
+    again = Synthesizer(TtsConfig(voice="gmw/en-us"))
+    assert await again.warm([text]) == 1  # only the amount needs the engine
+    assert np.array_equal(await again.synthesize("Thanks for holding."), said[0])
+    other_voice = Synthesizer(TtsConfig(voice="gmw/en-us", pitch=20))
+    await other_voice.synthesize("Thanks for holding.")
+    assert other_voice.engine_calls == 1  # another setting never plays this recording
+
+    kept[0].write_bytes(b"not an array")
+    broken = Synthesizer(TtsConfig(voice="gmw/en-us"))
+    assert len(await broken.synthesize("Thanks for holding.")) > 0  # a miss, not an error
+    assert broken.engine_calls == 1
+    off = Synthesizer(TtsConfig(voice="gmw/en-us", disk_cache=False))
+    await off.synthesize("Thanks for holding.")
+    assert off.engine_calls == 1

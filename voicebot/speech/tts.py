@@ -31,6 +31,7 @@ from voicebot.audio.resample import resample
 from voicebot.config import TtsConfig
 from voicebot.core.frames import SAMPLE_RATE
 from voicebot.speech.engine import TtsEngine, TtsError
+from voicebot.speech.rendered_cache import RenderedCache, keepable
 from voicebot.speech.spoken import for_speech
 
 __all__ = ["ENGINES", "Synthesizer", "TtsError", "is_speakable", "open_engine", "split_sentences"]
@@ -131,6 +132,8 @@ class Synthesizer:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.engine_calls = 0  # how many sentences went to the engine (cache misses)
+        keep = config.disk_cache and config.cache_size > 0
+        self._disk = RenderedCache.for_voice(config, self.engine.voice_id) if keep else None
 
     @property
     def voice_id(self) -> str:
@@ -176,15 +179,17 @@ class Synthesizer:
 
         Unlike ``preload`` this is meant to run as a task while calls are
         served: each sentence is one engine job, so a call's sentence waits
-        behind at most one of these.  Returns how many sentences it rendered.
+        behind at most one of these.  Sentences kept on disk load without the
+        engine.  Returns how many sentences the engine rendered.
         """
         made = 0
         try:
             for text in texts:
                 for sentence in split_sentences(text):
                     if is_speakable(sentence) and self._cached(sentence) is None:
-                        await self._sentence(sentence)
-                        made += 1
+                        before = self.engine_calls
+                        await self._sentence(sentence)  # from disk when kept there
+                        made += self.engine_calls - before
         except TtsError as exc:  # calls will say so themselves; warming just stops
             log.warning("event=tts_warm_failed error=%r", str(exc))
         return made
@@ -196,7 +201,7 @@ class Synthesizer:
             if not is_speakable(sentence):
                 continue
             parts = [sentence]
-            if self.engine.slow and self._cached(sentence) is None:
+            if self.engine.slow and not self._known(sentence):
                 parts = phrases(sentence)
             pieces += [_Piece(p, joined=i < len(parts) - 1) for i, p in enumerate(parts)]
         return pieces
@@ -226,10 +231,23 @@ class Synthesizer:
             return EMPTY
         if (hit := self._cached(sentence)) is not None:
             return hit
+        spoken = for_speech(sentence)
+        disk = self._disk if self._disk is not None and keepable(sentence) else None
+        if disk is not None and (kept := disk.get(spoken)) is not None:
+            return self._store(sentence, kept)
         self.engine_calls += 1
-        rendered = await asyncio.wrap_future(self.engine.submit(for_speech(sentence)))
+        rendered = await asyncio.wrap_future(self.engine.submit(spoken))
         pcm = resample(rendered.pcm, rendered.sample_rate, SAMPLE_RATE)
+        if disk is not None:
+            disk.put(spoken, pcm)
         return self._store(sentence, pcm)
+
+    def _known(self, sentence: str) -> bool:
+        """Rendered before: in memory, or kept on disk."""
+        if self._cached(sentence) is not None:
+            return True
+        disk = self._disk
+        return disk is not None and keepable(sentence) and disk.has(for_speech(sentence))
 
     def _cached(self, key: str) -> np.ndarray | None:
         with self._cache_lock:
