@@ -135,3 +135,17 @@ async def test_a_restarted_synthesizer_plays_kept_sentences_without_the_engine(
     off = Synthesizer(TtsConfig(voice="gmw/en-us", disk_cache=False))
     await off.synthesize("Thanks for holding.")
     assert off.engine_calls == 1
+
+
+def test_the_disk_cache_is_bounded(tmp_path: Path) -> None:
+    from voicebot.speech.rendered_cache import RenderedCache
+
+    cache = RenderedCache(tmp_path / "voice", max_files=2)
+    pcm = np.ones(80, dtype=np.int16)
+    for text in ("one", "two", "three"):
+        cache.put(text, pcm)
+    assert len(list((tmp_path / "voice").glob("*.npy"))) == 2
+    assert cache.has("two") and not cache.has("three")
+    again = RenderedCache(tmp_path / "voice", max_files=2)  # counts what is there
+    again.put("four", pcm)
+    assert not again.has("four") and np.array_equal(again.get("one"), pcm)

@@ -26,6 +26,7 @@ from voicebot.config import TtsConfig, cache_dir
 log = logging.getLogger(__name__)
 
 _DIGIT = re.compile(r"\d")
+MAX_FILES = 4096  # ~200 MB at most; the fixed replies are ~90 sentences
 
 
 def keepable(written: str) -> bool:
@@ -43,8 +44,10 @@ def voice_key(config: TtsConfig, voice_id: str) -> str:
 class RenderedCache:
     """8 kHz int16 sentences as ``.npy`` files under ``<cache>/tts/<voice key>/``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_files: int = MAX_FILES) -> None:
         self.folder = folder
+        self.max_files = max_files
+        self._files: int | None = None  # counted on the first write
 
     @classmethod
     def for_voice(cls, config: TtsConfig, voice_id: str, root: Path | None = None) -> RenderedCache:
@@ -69,7 +72,7 @@ class RenderedCache:
 
     def put(self, spoken: str, pcm: np.ndarray) -> None:
         """Keep a sentence (written to a temporary file, then renamed)."""
-        if not len(pcm):
+        if not len(pcm) or self._full():
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -77,5 +80,12 @@ class RenderedCache:
             with os.fdopen(fd, "wb") as out:
                 np.save(out, np.ascontiguousarray(pcm, dtype=np.int16), allow_pickle=False)
             os.replace(tmp, self._path(spoken))
+            self._files = (self._files or 0) + 1
         except OSError as exc:
             log.debug("cannot keep rendered sentence in %s: %s", self.folder, exc)
+
+    def _full(self) -> bool:
+        """A bound on the folder, should replies ever carry words that never repeat."""
+        if self._files is None:
+            self._files = len(list(self.folder.glob("*.npy"))) if self.folder.is_dir() else 0
+        return self._files >= self.max_files
