@@ -35,14 +35,15 @@ from pathlib import Path
 
 import jiwer
 import numpy as np
-import yaml
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
-from voicebot.config import PROJECT_ROOT, SpeechConfig, TtsConfig
+from voicebot.config import PROJECT_ROOT, Config, SpeechConfig, TtsConfig
 from voicebot.core.frames import SAMPLE_RATE, silence
+from voicebot.dialogue.responses import fixed_texts, knowledge_answers, response_templates
+from voicebot.runtime import fixed_prompts
 from voicebot.speech.stt import Transcriber
-from voicebot.speech.tts import Synthesizer, split_sentences
+from voicebot.speech.tts import Synthesizer
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 RASA_PROJECT = PROJECT_ROOT / "rasa_project"
@@ -67,16 +68,11 @@ class Sample:
 
 
 def domain_texts() -> list[Sample]:
-    """Every response variant in rasa_project/domain*.yml (and a domain/ folder)."""
-    files = sorted(RASA_PROJECT.glob("domain*.yml")) + sorted(RASA_PROJECT.glob("domain/**/*.yml"))
-    samples = []
-    for path in files:
-        responses = (yaml.safe_load(path.read_text()) or {}).get("responses") or {}
-        for name, variants in responses.items():
-            for variant in variants or []:
-                if text := (variant or {}).get("text"):
-                    samples.append(Sample(f"domain:{name}", fill(text)))
-    return samples
+    """Every response variant in the Rasa domain, and every knowledge-base answer."""
+    samples = [
+        Sample(f"domain:{name}", fill(text)) for name, text in response_templates(RASA_PROJECT)
+    ]
+    return samples + [Sample("knowledge", text) for text in knowledge_answers(RASA_PROJECT)]
 
 
 def fill(text: str) -> str:
@@ -152,6 +148,7 @@ def normalise(text: str) -> str:
     text = _whisper_normalise(text)
     text = re.sub(r"\b([ap]) m\b", r"\1m", text)
     text = re.sub(r"\bok\b", "okay", text)
+    text = re.sub(r"\balright\b", "all right", text)
     text = re.sub(r"\bone\b(?=\s\d)|(?<=\d\s)one\b", "1", text)
     return re.sub(r"(?<=\b\d)\s(?=\d\b)", "", text)  # "4 4 1 7" → "4417"
 
@@ -179,6 +176,7 @@ class Setting:
         return TtsConfig(
             engine=self.engine, voice=self.voice, rate_wpm=self.rate_wpm,
             pitch=self.pitch, word_gap_ms=self.word_gap_ms, cache_size=cache_size,
+            disk_cache=False,  # figures for a first start, not for what an earlier run kept
         )  # fmt: skip
 
 
@@ -188,7 +186,7 @@ async def intelligibility(
     synth = Synthesizer(setting.config(cache_size=0))
     refs, hyps, rows = [], [], []
     for sample in samples:
-        pcm = await synth.synthesize(sample.text)
+        pcm = await heard_audio(synth, sample.text)
         heard = (await transcriber.transcribe(telephone_line(pcm))).text
         ref, hyp = normalise(sample.text), normalise(heard)
         refs.append(ref)
@@ -207,38 +205,91 @@ async def intelligibility(
     }
 
 
-async def speed(setting: Setting, samples: list[Sample]) -> dict:
-    """Time to the first sentence's audio (uncached; cached) and real-time factor."""
+async def heard_audio(synth: Synthesizer, text: str) -> np.ndarray:
+    """What a caller hears: the streamed pieces (sentences, or a slow engine's phrases)."""
+    parts = [pcm async for pcm in synth.synthesize_sentences(text)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+
+
+async def first_audio(synth: Synthesizer, text: str) -> float:
+    started = time.perf_counter()
+    stream = synth.synthesize_sentences(text)
+    async for _chunk in stream:
+        break
+    elapsed = time.perf_counter() - started
+    await stream.aclose()
+    return elapsed
+
+
+def reply_kind(text: str, warmed: set[str]) -> str:
+    """fixed: rendered at start-up; slotted: carries numbers; free: any other new text."""
+    if text in warmed:
+        return "fixed"
+    return "slotted" if re.search(r"\d", text) else "free"
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "n": len(values),
+        "p50_ms": round(statistics.median(values) * 1000, 2) if values else None,
+        "p95_ms": round(percentile(values, 0.95) * 1000, 2) if values else None,
+        "max_ms": round(max(values) * 1000, 2) if values else None,
+    }
+
+
+async def server_first_audio(setting: Setting, samples: list[Sample], quick: bool) -> dict:
+    """Time to first audio per reply kind on a synthesizer warmed as ``serve`` warms it.
+
+    The samples are said in order, as calls would: a slotted reply's opening
+    words are cached once any earlier reply used them ("seen" counts those).
+    """
+    synth = Synthesizer(setting.config())
+    config = Config()
+    await synth.preload(fixed_prompts(config))
+    warm_texts = fixed_texts(RASA_PROJECT)
+    if quick:  # the smoke slice: warm only what it says (Piper takes a minute for all)
+        warm_texts = [t for t in warm_texts if t in {s.text for s in samples}]
+    await synth.warm(warm_texts)
+    warmed = set(fixed_prompts(config)) | set(warm_texts)
+    kinds: dict[str, list[float]] = {}
+    for sample in samples:
+        kinds.setdefault(reply_kind(sample.text, warmed), []).append(
+            await first_audio(synth, sample.text)
+        )
+    await synth.close()
+    return {kind: summary(values) for kind, values in sorted(kinds.items())}
+
+
+async def speed(setting: Setting, samples: list[Sample], quick: bool = False) -> dict:
+    """Time to the first audio (nothing cached; a warmed server) and real-time factor."""
     uncached = Synthesizer(setting.config(cache_size=0))
     cached = Synthesizer(setting.config())
     await uncached.synthesize("Warming up.")
     first, first_cached, rtf = [], [], []
     for sample in samples:
-        started = time.perf_counter()
-        stream = uncached.synthesize_sentences(sample.text)
-        async for _chunk in stream:
-            first.append(time.perf_counter() - started)
-            break
-        await stream.aclose()
+        first.append(await first_audio(uncached, sample.text))
         started = time.perf_counter()
         pcm = await uncached.synthesize(sample.text)
         rtf.append((time.perf_counter() - started) / (len(pcm) / SAMPLE_RATE))
         await cached.preload([sample.text])
-        started = time.perf_counter()
-        async for _chunk in cached.synthesize_sentences(sample.text):
-            first_cached.append(time.perf_counter() - started)
-            break
+        first_cached.append(await first_audio(cached, sample.text))
     await uncached.close()
     await cached.close()
     return {
         "first_audio_s_p50": round(statistics.median(first), 4),
         "first_audio_s_p95": round(percentile(first, 0.95), 4),
         "first_audio_cached_s_p50": round(statistics.median(first_cached), 5),
+        "first_audio_by_kind": await server_first_audio(setting, samples, quick),
         "rtf_p50": round(statistics.median(rtf), 4),
-        "first_sentence_words_p50": statistics.median(
-            len(split_sentences(s.text)[0].split()) for s in samples
+        "first_piece_words_p50": statistics.median(
+            len(_first_piece(uncached, s.text).split()) for s in samples
         ),
     }
+
+
+def _first_piece(synth: Synthesizer, text: str) -> str:
+    pieces = synth._pieces(text)
+    return pieces[0].text if pieces else ""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -288,6 +339,7 @@ async def run(args: argparse.Namespace) -> dict:
         "quick": args.quick,
         "host": platform.node(),
         "cpus": os.cpu_count(),
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
     }
     best = Setting(
         "pyttsx3", args.espeak_voice, args.espeak_rate, args.espeak_pitch, args.espeak_gap
@@ -312,13 +364,17 @@ async def run(args: argparse.Namespace) -> dict:
         settings.pop("pyttsx3-default")
     for name, setting in settings.items():
         result = await intelligibility(setting, samples, transcriber)
-        result.update(await speed(setting, samples))
+        result.update(await speed(setting, samples, args.quick))
         report["engines"][name] = result
+        kinds = ", ".join(
+            f"{k} {v['p50_ms']}/{v['p95_ms']} ms" for k, v in result["first_audio_by_kind"].items()
+        )
         print(f"{name} ({setting.label}): WER {result['wer']:.3f}, first audio "
-              f"{result['first_audio_s_p50'] * 1000:.0f} ms (cached "
-              f"{result['first_audio_cached_s_p50'] * 1000:.1f} ms), RTF {result['rtf_p50']:.3f}",
-              flush=True)  # fmt: skip
+              f"{result['first_audio_s_p50'] * 1000:.0f} ms uncached, cached "
+              f"{result['first_audio_cached_s_p50'] * 1000:.1f} ms; served p50/p95 by kind: "
+              f"{kinds}; RTF {result['rtf_p50']:.3f}", flush=True)  # fmt: skip
     transcriber.close()
+    report["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 

@@ -169,14 +169,20 @@ class TtsConfig:
     engine: Literal["pyttsx3", "piper"] = "pyttsx3"  # piper: natural; GPL-3.0-or-later
     # pyttsx3 only: an espeak-ng voice id with an optional variant.  The Klatt
     # variant, slower and a little higher, was the best heard through the phone
-    # band (scripts/bench_voice --sweep: WER 0.18 vs 0.37 for plain en-US).
+    # band (scripts/bench_voice: WER 0.20 over all 98 texts vs 0.37 for plain
+    # en-US on a slice; klatt2/5/6, 130 wpm, pitch 80, output filters and
+    # espeak's consonant level were all within noise of it).
     voice: str | None = "gmw/en-US+klatt4"
     rate_wpm: Annotated[int, Range(ge=80, le=450)] = 145  # espeak-ng's own limits
     pitch: Annotated[int, Range(ge=0, le=100)] = 65  # espeak-ng 0-100
     # espeak-ng: extra pause between words (10-30 ms did not help)
     word_gap_ms: Annotated[int, Range(ge=0, le=1000)] = 0
     piper_model: str | None = None  # piper only: a .onnx voice; None = the packaged one
-    cache_size: Annotated[int, Range(ge=0)] = 256
+    # sentences; every fixed reply (~90 sentences, ~25 MB at 512) stays in it
+    cache_size: Annotated[int, Range(ge=0)] = 512
+    # keep rendered digit-free sentences in <cache>/tts/ across restarts (Piper: no minute
+    # of start-up rendering after the first); off, or cache_size 0, keeps nothing on disk
+    disk_cache: bool = True
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -41,6 +42,7 @@ async def open_services(
     """
     from voicebot.audio.vad import SileroVad
     from voicebot.dialogue.rasa_server import DialogueHost
+    from voicebot.dialogue.responses import fixed_texts
     from voicebot.handoff import TransferQueue
     from voicebot.speech.stt import Transcriber
     from voicebot.speech.tts import Synthesizer
@@ -58,6 +60,9 @@ async def open_services(
     retention.start_up(store, config.storage.retention_days)
     shared = is_postgres_url(target)  # a cluster's store: claims, leases, events
     queue = TransferQueue(store, config.handoff, dialer, claims=store if shared else None)
+    # Every other fixed reply renders in the background (Piper: about a minute of
+    # one core; calls are served meanwhile, a sentence at most behind it).
+    warming = asyncio.create_task(synthesizer.warm(fixed_texts(project)))
     try:
         managed: dict[str, Path] = {"project_dir": project}
         if bank_db:
@@ -81,6 +86,7 @@ async def open_services(
                 queue=queue,
             )
     finally:
+        warming.cancel()
         await synthesizer.close()
         transcriber.close()
         store.close()

@@ -38,6 +38,10 @@ def test_quick_voice_bench_writes_a_sane_report(tmp_path: Path) -> None:
         assert all(row["text"] and isinstance(row["heard"], str) for row in result["rows"])
         assert 0 < result["first_audio_s_p50"] < 30 and 0 < result["rtf_p50"] < 10
         assert 0 <= result["first_audio_cached_s_p50"] <= result["first_audio_s_p50"]
+        kinds = result["first_audio_by_kind"]
+        assert sum(k["n"] for k in kinds.values()) == result["texts"]
+        # A fixed reply is warmed as at start-up: it starts from the cache.
+        assert kinds["fixed"]["n"] >= 1 and kinds["fixed"]["p50_ms"] < 50, kinds
     # Every kind of text the bot says is in the slice's source pool.
     sources = {row["source"].split(":")[0] for r in engines.values() for row in r["rows"]}
     assert len(sources) >= 2, sources

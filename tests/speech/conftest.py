@@ -42,7 +42,7 @@ def synthesizer() -> Synthesizer:
 
 @pytest.fixture(scope="session")
 def piper_synthesizer() -> Synthesizer:
-    return Synthesizer(TtsConfig(engine="piper"))
+    return Synthesizer(TtsConfig(engine="piper", disk_cache=False))
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from voicebot.speech.spoken import for_speech
         ("Call 555-0100.", "Call five five five, zero one zero zero."),
         ("pages 10-12", "pages ten to twelve"),
         ("Press 0.", "Press zero."),
+        ("your four digit PIN, or PINs", "your four digit pin, or pins"),
     ],
 )
 def test_numbers_are_written_out_as_spoken(written: str, spoken: str) -> None:
@@ -39,7 +40,7 @@ def test_numbers_are_written_out_as_spoken(written: str, spoken: str) -> None:
 
 
 def test_text_without_numbers_is_unchanged() -> None:
-    text = "I'm sorry, that PIN doesn't match our records. Please try again!"
+    text = "I'm sorry, that card doesn't match our records. Please try again!"
     assert for_speech(text) == text
 
 

@@ -28,6 +28,9 @@ class TtsEngine(Protocol):
     """A local voice.  ``submit`` must not block: it queues on the engine's thread."""
 
     name: str
+    # True when a new sentence takes noticeably long (Piper): the synthesizer then
+    # plays a new sentence's opening words from the cache while it renders the rest.
+    slow: bool
 
     @property
     def voice_id(self) -> str: ...

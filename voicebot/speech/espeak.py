@@ -262,6 +262,7 @@ class EspeakEngine:
     """``[tts] engine = "pyttsx3"``: the voice, rate and pitch of one configuration."""
 
     name = "pyttsx3"
+    slow = False
 
     def __init__(self, config: TtsConfig) -> None:
         self._worker = _shared_worker()

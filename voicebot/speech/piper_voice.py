@@ -67,6 +67,7 @@ class PiperEngine:
     """``[tts] engine = "piper"``: one voice, one synthesis thread."""
 
     name = "piper"
+    slow = True
 
     def __init__(self, config: TtsConfig) -> None:
         if config.piper_model:

@@ -19,7 +19,9 @@ Rules, in order:
   endings, references) are read digit by digit, "0" as "zero": people read such
   numbers that way, and "four thousand four hundred seventeen" is not what a
   caller checks their card against;
-* other numbers ("30 minutes", "1,500", "2.5", "5%") as cardinals.
+* other numbers ("30 minutes", "1,500", "2.5", "5%") as cardinals;
+* abbreviations people say as a word: "PIN" → "pin" (both voices spelled it
+  out, P-I-N, heard as "the I.N." or "end": scripts/bench_voice).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ _DATE = re.compile(rf"\b({_MONTHS})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _DIGIT_RUN = re.compile(r"(?<![\d,.])\d{4,}(?![\d,]|\.\d)")
 _PERCENT = re.compile(r"(?<![\d.,])(\d+(?:\.\d+)?)\s?%")
+_SAID_AS_WORDS = re.compile(r"\bPINs?\b")
 _NUMBER = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\d,]\d)")
 
 
@@ -140,4 +143,5 @@ def for_speech(text: str) -> str:
     text = _DIGIT_GROUPS.sub(_digit_groups, text)
     text = _DIGIT_RUN.sub(lambda m: digit_by_digit(m.group(0)), text)
     text = _PERCENT.sub(_percent, text)
+    text = _SAID_AS_WORDS.sub(lambda m: m.group(0).lower(), text)
     return _NUMBER.sub(_number, text)
