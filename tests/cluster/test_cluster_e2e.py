@@ -30,6 +30,7 @@ from tests.conftest import FIXTURES
 from tests.e2e.sip_call_rig import in_netns, netns_proxy, run_sipp_callers, silence
 from voicebot.audio.wavfile import read_audio, write_wav
 from voicebot.cluster.local import HTTP_PORT, LocalCluster
+from voicebot.dialogue.rasa_server import ManagedRasa
 from voicebot.storage.postgres import LEASE_S
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telephony" / "sip"))
@@ -56,13 +57,16 @@ available = true
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    # Each instance manages its own Rasa: with main's Rasa authentication an
-    # instance pointed at a shared Rasa URL gets 401 on /status (to be fixed).
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, managed_rasa: ManagedRasa
+) -> Iterator[LocalCluster]:
+    # One Rasa for the whole cluster, as the README recommends and scripts/cluster runs it.
     local = LocalCluster(
         tmp_path_factory.mktemp("cluster"),
         extra_config=AGENTS,
         drain_limit_s=90.0,
+        rasa_url=managed_rasa.url,
+        rasa_token=managed_rasa.token or "",
     )
     started = time.monotonic()
     local.start()
