@@ -33,6 +33,30 @@ class Migration:
         return self.sqlite if dialect == "sqlite" else self.postgres
 
 
+# Text shared by both engines' scripts (part of shipped migrations: never edit).
+_CALLBACKS = """CREATE TABLE callbacks (
+            call_id      TEXT PRIMARY KEY,
+            number       TEXT NOT NULL,
+            confirmed_at TEXT NOT NULL,
+            status       TEXT NOT NULL,
+            handled_by   TEXT,
+            handled_at   TEXT
+        );"""
+_HANDOFFS_HEAD = """CREATE TABLE handoffs (
+            call_id    TEXT PRIMARY KEY,
+            caller_id  TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            reason     TEXT NOT NULL,
+            status     TEXT NOT NULL,
+            agent      TEXT,"""
+_ATTEMPTS_TAIL = """agent      TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at   TEXT,
+            result     TEXT
+        );
+        CREATE INDEX handoff_attempts_agent ON handoff_attempts(agent, call_id);"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "calls",
@@ -48,7 +72,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         CREATE INDEX calls_started ON calls(started_at);
         """,
-        postgres="""
+        postgres=f"""
         CREATE TABLE calls (
             call_id     TEXT PRIMARY KEY,
             caller_id   TEXT,
@@ -64,14 +88,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX calls_started ON calls(started_at);
         CREATE INDEX calls_search ON calls USING GIN (search);
         CREATE INDEX calls_open ON calls(owner) WHERE outcome = 'in_progress';
-        CREATE TABLE handoffs (
-            call_id    TEXT PRIMARY KEY,
-            caller_id  TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            reason     TEXT NOT NULL,
-            status     TEXT NOT NULL,
-            agent      TEXT,
+        {_HANDOFFS_HEAD}
             package    JSONB NOT NULL,
             owner      TEXT,
             search_text TEXT NOT NULL DEFAULT '',
@@ -82,20 +99,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE TABLE handoff_attempts (
             id         BIGSERIAL PRIMARY KEY,
             call_id    TEXT NOT NULL REFERENCES handoffs(call_id) ON DELETE CASCADE,
-            agent      TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            ended_at   TEXT,
-            result     TEXT
-        );
-        CREATE INDEX handoff_attempts_agent ON handoff_attempts(agent, call_id);
-        CREATE TABLE callbacks (
-            call_id      TEXT PRIMARY KEY,
-            number       TEXT NOT NULL,
-            confirmed_at TEXT NOT NULL,
-            status       TEXT NOT NULL,
-            handled_by   TEXT,
-            handled_at   TEXT
-        );
+            {_ATTEMPTS_TAIL}
+        {_CALLBACKS}
         CREATE TABLE agent_states (
             name       TEXT PRIMARY KEY,
             available  BOOLEAN NOT NULL,
@@ -123,35 +128,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     # restart so nothing a caller asked for is lost.
     Migration(
         "handoffs, ring attempts, callbacks, agent availability",
-        sqlite="""
-        CREATE TABLE handoffs (
-            call_id    TEXT PRIMARY KEY,
-            caller_id  TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            reason     TEXT NOT NULL,
-            status     TEXT NOT NULL,
-            agent      TEXT,
+        sqlite=f"""
+        {_HANDOFFS_HEAD}
             package    TEXT NOT NULL
         );
         CREATE INDEX handoffs_status ON handoffs(status, created_at);
         CREATE TABLE handoff_attempts (
             id         INTEGER PRIMARY KEY AUTOINCREMENT,
             call_id    TEXT NOT NULL REFERENCES handoffs(call_id),
-            agent      TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            ended_at   TEXT,
-            result     TEXT
-        );
-        CREATE INDEX handoff_attempts_agent ON handoff_attempts(agent, call_id);
-        CREATE TABLE callbacks (
-            call_id      TEXT PRIMARY KEY,
-            number       TEXT NOT NULL,
-            confirmed_at TEXT NOT NULL,
-            status       TEXT NOT NULL,
-            handled_by   TEXT,
-            handled_at   TEXT
-        );
+            {_ATTEMPTS_TAIL}
+        {_CALLBACKS}
         CREATE TABLE agent_states (
             name       TEXT PRIMARY KEY,
             available  INTEGER NOT NULL,
