@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -126,8 +125,7 @@ async def step(server: Server, calls: int, min_turns: int) -> dict:
         "latency": level["latency"],
         "turns_without_reply": level["turns_without_reply"],
         "failed_calls": level["failed_calls"],
-        "stt_p50_s": round(statistics.median(stt), 3) if stt else None,
-        "stt_p95_s": bench_calls.pct(stt, 95),
+        "stt_s": bench_calls.summary(stt),
         "cpu_s": usage.cpu_s,
         "cpu_percent_of_one_core": round(100 * sum(usage.cpu_s.values()) / usage.wall_s, 1),
         "rasa_cpu_ms_per_turn": round(1000 * usage.cpu_s["rasa"] / turns, 1),
@@ -158,6 +156,7 @@ async def run(args: argparse.Namespace) -> dict:
                 print(f"capacity: {calls} call(s) at once…", file=sys.stderr, flush=True)
                 level = await step(server, calls, args.min_turns)
                 report["levels"].append(level)
+                save(report, args.out)  # a level measured is never lost
                 print(f"  p95 {level['latency']['p95_s']} s", file=sys.stderr, flush=True)
                 if level["latency"]["p95_s"] is None or level["latency"]["p95_s"] > args.target:
                     break
@@ -184,6 +183,13 @@ def model(levels: list[dict], target: float, cores: int) -> dict:
     }
 
 
+def save(report: dict, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"capacity-{report['timestamp']}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=0.9, help="p95 voice-to-voice, s")
@@ -193,9 +199,7 @@ def main() -> int:
     args = parser.parse_args()
     args.levels = [int(x) for x in args.levels.split(",")]
     report = asyncio.run(run(args))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"capacity-{report['timestamp']}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = save(report, args.out)
     print(json.dumps(report["capacity"]))
     print(path)
     return 0
