@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.handoff.handoff_builders import make_package
 from voicebot.core.record import CallRecord
 from voicebot.storage import open_store
-from voicebot.storage.call_store import SqliteCallStore
+from voicebot.storage.call_store import CallIdConflict, SqliteCallStore
 from voicebot.storage.postgres import LEASE_S, PostgresStore
 
 T0, T1 = "2026-12-01T10:00:00+00:00", "2026-12-01T10:01:00+00:00"
@@ -86,6 +87,19 @@ def test_handoffs_behave_as_in_sqlite(pg_url: str, tmp_path: Path) -> None:
         store.close()
     assert views[0] == views[1]
     assert views[0][1:3] == (["a"], ["b"])
+
+
+def test_a_call_id_minted_twice_never_merges_two_calls(pg_url: str, tmp_path: Path) -> None:
+    """Instances mint call IDs (also Rasa's conversation IDs) on their own: a clash
+    is refused by the shared store as by SQLite, and the first record stays."""
+    for store in (SqliteCallStore(tmp_path / "s.sqlite3"), PostgresStore(pg_url)):
+        store.save(record("dup", "first caller"))
+        other = record("dup", "second caller", caller="+15550666")
+        other.started_at = "2030-01-01T00:00:00.000+00:00"
+        with pytest.raises(CallIdConflict):
+            store.save(other)
+        assert store.get("dup")["caller_id"] == "+15550100"
+        store.close()
 
 
 def test_recovery_touches_only_handoffs_and_calls_of_instances_that_are_gone(

@@ -32,6 +32,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from voicebot.core.record import CallRecord
+from voicebot.storage.call_store import CallIdConflict
 from voicebot.storage.migrate import migrate_postgres
 from voicebot.storage.rows import (
     ATTEMPT_COLUMNS,
@@ -121,14 +122,19 @@ class PostgresStore:
             self._writer.submit(lambda: None).result()
 
     def save_dict(self, data: dict[str, Any]) -> None:
-        """Insert or update one record (the shape ``CallRecord.to_dict`` gives)."""
-        self._exec(
+        """Insert or update one record (the shape ``CallRecord.to_dict`` gives).  As in
+        SQLite, only the call that created a record updates it (same transport and
+        start time): every instance mints call IDs, and a clash must not merge two
+        calls — :class:`CallIdConflict`, the stored record stays."""
+        cursor = self._exec(
             """INSERT INTO calls (call_id, caller_id, transport, started_at, ended_at,
                    outcome, record, owner, search_text)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (call_id) DO UPDATE SET ended_at = excluded.ended_at,
                outcome = excluded.outcome, record = excluded.record,
-               search_text = excluded.search_text""",
+               search_text = excluded.search_text
+               WHERE calls.transport = excluded.transport
+                 AND calls.started_at = excluded.started_at""",
             (
                 data["call_id"],
                 data.get("caller_id"),
@@ -141,6 +147,8 @@ class PostgresStore:
                 record_search_text(data),
             ),
         )
+        if cursor.rowcount == 0:
+            raise CallIdConflict(f"call ID {data['call_id']!r} belongs to another call")
 
     def get(self, call_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT record FROM calls WHERE call_id = %s", (call_id,))
