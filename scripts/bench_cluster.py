@@ -16,8 +16,10 @@ Rasa, three ``voicebot serve`` instances, Kamailio.  Writes
   SIGKILL.  From Kamailio's log: how long INVITEs sent to the dead instance
   took to fail over, and when the last one was sent to it;
 * capacity: calls per instance at the latency target, read from the newest
-  ``bench-*.json`` (the voice-to-voice bench of one instance on this machine),
-  and what that means per core and for a cluster.
+  ``capacity-*.json`` (``scripts/bench_capacity.py``, concurrency stepped on one
+  instance) or else the newest ``bench-*.json``, and what that means per core;
+* kill -9: how many of the dead instance's calls another instance marked
+  interrupted (none may stay ``in_progress``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,12 @@ TARGET_P95_S = 1.5  # the bench's latency target for calls at once
 
 
 def capacity(results: Path, target_s: float = TARGET_P95_S) -> dict:
-    """Largest measured concurrency whose p95 voice-to-voice met the target."""
+    """Calls per instance at the latency target: the newest ``capacity-*.json``
+    (``scripts/bench_capacity.py``), else read off the voice-to-voice bench."""
+    stepped = sorted(results.glob("capacity-*.json"))
+    if stepped:
+        data = json.loads(stepped[-1].read_text())
+        return {"source": str(stepped[-1].relative_to(ROOT)), **data["capacity"]}
     benches = sorted(p for p in results.glob("bench-*.json") if "T" in p.stem)
     for path in reversed(benches):
         data = json.loads(path.read_text())
@@ -137,6 +144,7 @@ async def failover(cluster, workdir: Path, wav: Path) -> dict:
     killed_at = time.time()
     victim.signal(signal.SIGKILL)
     run = await load
+    reaped = await interrupted_by_cluster(cluster, victim.name, killed_at)
     sent = [(c, t) for c, h, t in cluster.routed() if h == victim.host and t > killed_at]
     failed = {c: t for c, h, t in cluster.failovers() if h == victim.host and t > killed_at}
     delays = [round(failed[c] - t, 3) for c, t in sent if c in failed]
@@ -150,7 +158,38 @@ async def failover(cluster, workdir: Path, wav: Path) -> dict:
             round(max(t for _, t in sent) - killed_at, 3) if sent else None
         ),
         "calls_failed_at_caller": _failed_calls(run.output),
+        **reaped,
         "note": "calls set up after the kill never fail: Kamailio retries the next instance",
+    }
+
+
+async def interrupted_by_cluster(cluster, victim: str, killed_at: float) -> dict:
+    """The dead instance's records once its lease ran out: the calls it had in
+    progress are lost (expected), but another instance must mark them interrupted."""
+    import psycopg
+
+    from voicebot.storage.postgres import LEASE_S
+
+    deadline = time.monotonic() + LEASE_S + 15
+    while True:
+        with psycopg.connect(cluster.store_url) as db:
+            outcomes = dict(
+                db.execute(
+                    "SELECT outcome, count(*) FROM calls WHERE owner = %s GROUP BY outcome",
+                    (victim,),
+                ).fetchall()
+            )
+        if not outcomes.get("in_progress") or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    left = outcomes.get("in_progress", 0)
+    if left:
+        raise SystemExit(f"{left} calls of the killed instance left in_progress")
+    return {
+        "dead_instance_records_by_outcome": outcomes,
+        "calls_interrupted_by_cluster": outcomes.get("interrupted", 0),
+        "left_in_progress": left,
+        "interrupted_marked_after_kill_s": round(time.time() - killed_at, 1),
     }
 
 

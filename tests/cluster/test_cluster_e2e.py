@@ -30,6 +30,7 @@ from tests.conftest import FIXTURES
 from tests.e2e.sip_call_rig import in_netns, netns_proxy, run_sipp_callers, silence
 from voicebot.audio.wavfile import read_audio, write_wav
 from voicebot.cluster.local import HTTP_PORT, LocalCluster
+from voicebot.dialogue.rasa_server import ManagedRasa
 from voicebot.storage.postgres import LEASE_S
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "telephony" / "sip"))
@@ -56,13 +57,16 @@ available = true
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    # Each instance manages its own Rasa: with main's Rasa authentication an
-    # instance pointed at a shared Rasa URL gets 401 on /status (to be fixed).
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, managed_rasa: ManagedRasa
+) -> Iterator[LocalCluster]:
+    # One Rasa for the whole cluster, as the README recommends and scripts/cluster runs it.
     local = LocalCluster(
         tmp_path_factory.mktemp("cluster"),
         extra_config=AGENTS,
         drain_limit_s=90.0,
+        rasa_url=managed_rasa.url,
+        rasa_token=managed_rasa.token or "",
     )
     started = time.monotonic()
     local.start()
@@ -334,6 +338,8 @@ async def test_kill_9_fails_over_and_the_cluster_interrupts_only_the_dead_calls(
     held = await wait_until(lambda: [r for r in records(cluster, "+1555400%")
                                      if (handoff(cluster, r["call_id"]) or {}).get("status")
                                      == "waiting"], 40, "the caller on hold")  # fmt: skip
+    open_at_kill = {r["call_id"] for r in records(cluster, "+1555401%")
+                    if r["owner"] == victim.name and not r["ended_at"]}  # fmt: skip
     killed_at = time.time()
     victim.signal(signal.SIGKILL)
     await load
@@ -348,6 +354,11 @@ async def test_kill_9_fails_over_and_the_cluster_interrupts_only_the_dead_calls(
     dead = [r for r in found if r["owner"] == victim.name and r["ended_at"] and
             r["outcome"] == "interrupted"]  # fmt: skip
     assert dead, "the killed instance had calls in progress"
+    # Every call open on it when it died was closed by another instance, none left open.
+    by_id = {r["call_id"]: r for r in found}
+    cut = [by_id[c] for c in open_at_kill]
+    assert all(r["outcome"] == "interrupted" or ended(r) for r in cut), cut
+    assert all("instance lost" in r["end_reason"] for r in dead), dead
     others = [r for r in found if r["owner"] != victim.name]
     assert others and all(ended(r) for r in others), others
     assert (handoff(cluster, held[0]["call_id"]) or {})["status"] == "waiting"
@@ -360,6 +371,8 @@ async def test_kill_9_fails_over_and_the_cluster_interrupts_only_the_dead_calls(
     sent = {c: t for c, h, t in after if h == victim.host}
     FIGURES["failover"] = {
         "reconciled_after_s": round(reconciled_s, 1),
+        "calls_open_at_kill": len(open_at_kill),
+        "calls_interrupted_by_cluster": len(dead),
         "invites_to_dead_instance": len(sent),
         "failover_delay_s": [round(moved[c] - sent[c], 2) for c in sent if c in moved],
         "last_invite_to_dead_instance_after_kill_s": round(max(sent.values()) - killed_at, 2)

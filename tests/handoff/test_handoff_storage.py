@@ -7,7 +7,8 @@ from pathlib import Path
 
 from handoff_builders import fraud_record, make_package
 
-from voicebot.storage.call_store import MIGRATIONS, SqliteCallStore
+from voicebot.storage.call_store import SqliteCallStore
+from voicebot.storage.schema import MIGRATIONS
 
 T0 = "2026-01-01T10:00:00.000+00:00"
 T1 = "2026-01-01T10:00:05.000+00:00"
@@ -16,7 +17,7 @@ T1 = "2026-01-01T10:00:05.000+00:00"
 def test_a_version_1_database_upgrades_and_keeps_its_calls(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     old = sqlite3.connect(path, isolation_level=None)
-    old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    old.executescript(f"BEGIN; {MIGRATIONS[0].sqlite}; PRAGMA user_version = 1; COMMIT;")
     old.execute(
         "INSERT INTO calls VALUES ('old', '+1555', 'sip', ?, NULL, 'served', ?)",
         (T0, '{"call_id": "old", "turns": []}'),

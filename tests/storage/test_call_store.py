@@ -1,7 +1,8 @@
 import sqlite3
 
 from voicebot.core.record import CallRecord
-from voicebot.storage.call_store import MIGRATIONS, SqliteCallStore
+from voicebot.storage.call_store import SqliteCallStore
+from voicebot.storage.schema import MIGRATIONS
 
 
 def make_record(call_id: str = "c1", text: str = "what time do you open") -> CallRecord:

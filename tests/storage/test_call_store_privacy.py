@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from voicebot.core.record import CallRecord
-from voicebot.storage.call_store import MIGRATIONS, CallIdConflict, SqliteCallStore
+from voicebot.storage.call_store import CallIdConflict, SqliteCallStore
+from voicebot.storage.schema import MIGRATIONS
 
 PIN_SENTENCE = "my PIN is four three two one, what's my balance"
 CARD_SENTENCE = "my card 4111 1111 1111 1234 was stolen"

@@ -1,21 +1,20 @@
 """The PostgreSQL store against a real server: parity with SQLite, full-text search
-over scrubbed text, concurrent migrations, leases, agent claims, desk sessions."""
+over scrubbed text, leases (migrations: test_migrations.py), agent claims, desk sessions."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.handoff.handoff_builders import make_package
 from voicebot.core.record import CallRecord
 from voicebot.storage import open_store
-from voicebot.storage.call_store import MIGRATIONS as SQLITE_MIGRATIONS
-from voicebot.storage.call_store import SqliteCallStore
-from voicebot.storage.postgres import LEASE_S, MIGRATIONS, PostgresStore
+from voicebot.storage.call_store import CallIdConflict, SqliteCallStore
+from voicebot.storage.postgres import LEASE_S, PostgresStore
 
 T0, T1 = "2026-12-01T10:00:00+00:00", "2026-12-01T10:01:00+00:00"
 
@@ -90,34 +89,17 @@ def test_handoffs_behave_as_in_sqlite(pg_url: str, tmp_path: Path) -> None:
     assert views[0][1:3] == (["a"], ["b"])
 
 
-def test_concurrent_first_start_migrates_once(pg_url: str, tmp_path: Path) -> None:
-    """Several instances opening a fresh database at once (PG and SQLite)."""
-    stores: list[object] = []
-    errors: list[BaseException] = []
-
-    def open_one(opener) -> None:
-        try:
-            stores.append(opener())
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-
-    path = tmp_path / "fresh.sqlite3"
-    for opener in (lambda: PostgresStore(pg_url), lambda: SqliteCallStore(path)):
-        threads = [threading.Thread(target=open_one, args=(opener,)) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert errors == []
-    with psycopg.connect(pg_url) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [
-            (n,) for n in range(1, len(MIGRATIONS) + 1)
-        ]
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(
-        SQLITE_MIGRATIONS
-    )
-    for store in stores:
-        store.close()  # type: ignore[attr-defined]
+def test_a_call_id_minted_twice_never_merges_two_calls(pg_url: str, tmp_path: Path) -> None:
+    """Instances mint call IDs (also Rasa's conversation IDs) on their own: a clash
+    is refused by the shared store as by SQLite, and the first record stays."""
+    for store in (SqliteCallStore(tmp_path / "s.sqlite3"), PostgresStore(pg_url)):
+        store.save(record("dup", "first caller"))
+        other = record("dup", "second caller", caller="+15550666")
+        other.started_at = "2030-01-01T00:00:00.000+00:00"
+        with pytest.raises(CallIdConflict):
+            store.save(other)
+        assert store.get("dup")["caller_id"] == "+15550100"
+        store.close()
 
 
 def test_recovery_touches_only_handoffs_and_calls_of_instances_that_are_gone(

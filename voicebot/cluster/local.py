@@ -93,6 +93,8 @@ class LocalCluster:
     proxy_host: str = "127.0.0.1"
     # Extra TOML for every instance (agents, drain limit, capacity…).
     extra_config: str = ""
+    # The cluster's one shared Rasa (scripts/cluster and the tests start one);
+    # empty: every instance starts and supervises its own.
     rasa_url: str = ""
     rasa_token: str = ""
     log_level: str = "INFO"

@@ -1,4 +1,4 @@
-"""The call store: call records in SQLite (WAL), with versioned migrations.
+"""The call store: call records in SQLite (WAL), schema from :mod:`voicebot.storage.schema`.
 
 The session saves the record after every turn, so the transcript survives a
 crash or a hang-up mid-call.  Records are stored whole as JSON (the shape
@@ -29,71 +29,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from voicebot.core.record import CallRecord, utc_now
-from voicebot.core.redaction import scrub_numbers
+from voicebot.storage.migrate import migrate_sqlite
+from voicebot.storage.search import package_search_text, search_text
 
-# Each entry upgrades the schema by one version; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE calls (
-        call_id    TEXT PRIMARY KEY,
-        caller_id  TEXT,
-        transport  TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        ended_at   TEXT,
-        outcome    TEXT NOT NULL,
-        record     TEXT NOT NULL
-    );
-    CREATE INDEX calls_started ON calls(started_at);
-    """,
-    # 2: transfers to agents (voicebot.handoff).  The package is written before
-    # any phone rings; attempts, callbacks and agent availability survive a
-    # restart so nothing a caller asked for is lost.
-    """
-    CREATE TABLE handoffs (
-        call_id    TEXT PRIMARY KEY,
-        caller_id  TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        reason     TEXT NOT NULL,
-        status     TEXT NOT NULL,
-        agent      TEXT,
-        package    TEXT NOT NULL
-    );
-    CREATE INDEX handoffs_status ON handoffs(status, created_at);
-    CREATE TABLE handoff_attempts (
-        id         INTEGER PRIMARY KEY AUTOINCREMENT,
-        call_id    TEXT NOT NULL REFERENCES handoffs(call_id),
-        agent      TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        ended_at   TEXT,
-        result     TEXT
-    );
-    CREATE INDEX handoff_attempts_agent ON handoff_attempts(agent, call_id);
-    CREATE TABLE callbacks (
-        call_id      TEXT PRIMARY KEY,
-        number       TEXT NOT NULL,
-        confirmed_at TEXT NOT NULL,
-        status       TEXT NOT NULL,
-        handled_by   TEXT,
-        handled_at   TEXT
-    );
-    CREATE TABLE agent_states (
-        name       TEXT PRIMARY KEY,
-        available  INTEGER NOT NULL,
-        idle_since REAL,
-        updated_at TEXT NOT NULL
-    );
-    """,
-    # 3: search over scrubbed text only (FTS5), and which process owns a live call
-    # (so a restart reconciles its own interrupted calls, not a sibling's live ones).
-    """
-    CREATE VIRTUAL TABLE calls_fts USING fts5(call_id UNINDEXED, text, tokenize='unicode61');
-    CREATE VIRTUAL TABLE handoffs_fts USING fts5(call_id UNINDEXED, text, tokenize='unicode61');
-    ALTER TABLE calls ADD COLUMN owner TEXT;
-    CREATE INDEX calls_outcome ON calls(outcome);
-    CREATE INDEX calls_caller ON calls(caller_id);
-    """,
-)
 # Records in progress longer than this cannot be live (calls end at max_call_s).
 STALE_CALL_S = 3 * 3600
 INTERRUPTED = "interrupted"
@@ -168,27 +106,10 @@ class SqliteCallStore:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        """Under one write lock: a second process opening a fresh database waits,
-        then finds the schema current, instead of running the migrations twice."""
-        with self._lock, self._transaction():
-            version = self.schema_version
-            if version > len(MIGRATIONS):
-                raise RuntimeError(
-                    f"{self.path} has schema version {version}, newer than this voicebot "
-                    f"({len(MIGRATIONS)}): upgrade voicebot"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in _statements(script):
-                    self._db.execute(statement)
-                if number == 3:
-                    self._index_existing_calls()
-                self._db.execute(f"PRAGMA user_version = {number}")
-
-    def _index_existing_calls(self) -> None:
-        for call_id, record in self._db.execute("SELECT call_id, record FROM calls").fetchall():
-            self._index("calls_fts", call_id, search_text(json.loads(record)))
-        for call_id, package in self._db.execute("SELECT call_id, package FROM handoffs"):
-            self._index("handoffs_fts", call_id, package_search_text(json.loads(package)))
+        """Under one write lock (the shared runner's ``BEGIN IMMEDIATE``): a second
+        process opening a fresh database waits, then finds the schema current."""
+        with self._lock:
+            migrate_sqlite(self._db, str(self.path))
 
     def _index(self, table: str, call_id: str, text: str) -> None:
         """Caller holds the lock (and a transaction)."""
@@ -541,49 +462,11 @@ def _fts_query(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words) or '""'
 
 
-def search_text(data: dict[str, Any]) -> str:
-    """What search sees of a record: both sides of every turn and the transfer
-    summary, scrubbed again (digits masked, so none can be probed one at a time)."""
-    parts: list[str] = []
-    for turn in data.get("turns") or []:
-        parts += [turn.get("caller_text") or "", turn.get("bot_text") or ""]
-    transfer = data.get("transfer") or {}
-    parts += [str(transfer.get("summary") or ""), str(transfer.get("reason") or "")]
-    return scrub_numbers(" ".join(p for p in parts if p)).translate(_NO_DIGITS)
-
-
-def package_search_text(package: dict[str, Any]) -> str:
-    """Every text in a handoff package (summary, reason, transcript…), scrubbed the same way."""
-    return scrub_numbers(" ".join(_strings(package))).translate(_NO_DIGITS)
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
-_NO_DIGITS = str.maketrans("0123456789", "##########")
 _FTS_TABLES = ("calls_fts", "handoffs_fts")
 
 
 def _digits(value: object) -> str:
     return "".join(c for c in str(value or "") if c.isascii() and c.isdigit())
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into complete SQL statements (sqlite decides where one ends)."""
-    statements, current = [], ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return [s for s in statements if s.rstrip(";").strip()]
 
 
 def _create_private(path: Path) -> None:

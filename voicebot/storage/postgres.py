@@ -32,6 +32,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from voicebot.core.record import CallRecord
+from voicebot.storage.call_store import CallIdConflict
 from voicebot.storage.migrate import migrate_postgres
 from voicebot.storage.rows import (
     ATTEMPT_COLUMNS,
@@ -44,78 +45,6 @@ from voicebot.storage.search import record_search_text
 
 EVENT_CHANNEL = "voicebot_events"
 LEASE_S = 10.0  # an instance silent this long is gone (heartbeat every LEASE_S / 4)
-
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE calls (
-        call_id     TEXT PRIMARY KEY,
-        caller_id   TEXT,
-        transport   TEXT NOT NULL,
-        started_at  TEXT NOT NULL,
-        ended_at    TEXT,
-        outcome     TEXT NOT NULL,
-        record      JSONB NOT NULL,
-        owner       TEXT,
-        search_text TEXT NOT NULL DEFAULT '',
-        search      tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED
-    );
-    CREATE INDEX calls_started ON calls(started_at);
-    CREATE INDEX calls_search ON calls USING GIN (search);
-    CREATE INDEX calls_open ON calls(owner) WHERE outcome = 'in_progress';
-    CREATE TABLE handoffs (
-        call_id    TEXT PRIMARY KEY,
-        caller_id  TEXT,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        reason     TEXT NOT NULL,
-        status     TEXT NOT NULL,
-        agent      TEXT,
-        package    JSONB NOT NULL,
-        owner      TEXT,
-        search_text TEXT NOT NULL DEFAULT '',
-        search     tsvector GENERATED ALWAYS AS (to_tsvector('simple', search_text)) STORED
-    );
-    CREATE INDEX handoffs_status ON handoffs(status, created_at);
-    CREATE INDEX handoffs_search ON handoffs USING GIN (search);
-    CREATE TABLE handoff_attempts (
-        id         BIGSERIAL PRIMARY KEY,
-        call_id    TEXT NOT NULL REFERENCES handoffs(call_id) ON DELETE CASCADE,
-        agent      TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        ended_at   TEXT,
-        result     TEXT
-    );
-    CREATE INDEX handoff_attempts_agent ON handoff_attempts(agent, call_id);
-    CREATE TABLE callbacks (
-        call_id      TEXT PRIMARY KEY,
-        number       TEXT NOT NULL,
-        confirmed_at TEXT NOT NULL,
-        status       TEXT NOT NULL,
-        handled_by   TEXT,
-        handled_at   TEXT
-    );
-    CREATE TABLE agent_states (
-        name       TEXT PRIMARY KEY,
-        available  BOOLEAN NOT NULL,
-        idle_since DOUBLE PRECISION,
-        updated_at TEXT NOT NULL,
-        busy_with  TEXT,
-        busy_owner TEXT
-    );
-    CREATE TABLE instances (
-        id           TEXT PRIMARY KEY,
-        address      TEXT NOT NULL DEFAULT '',
-        started_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        draining     BOOLEAN NOT NULL DEFAULT false
-    );
-    CREATE TABLE desk_sessions (
-        id_hash    TEXT PRIMARY KEY,
-        agent      TEXT NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL
-    );
-    """,
-)
 
 _OPEN_CALL = "in_progress"
 INTERRUPTED_CALL = "interrupted"
@@ -142,7 +71,7 @@ class PostgresStore:
             raise StoreUnavailableError(
                 f"cannot connect to {redact_url(url)}: {' '.join(str(exc).split())}"
             ) from exc
-        migrate_postgres(self._db, MIGRATIONS, redact_url(url))
+        migrate_postgres(self._db, redact_url(url))
         self.register(address)
 
     @property
@@ -193,14 +122,19 @@ class PostgresStore:
             self._writer.submit(lambda: None).result()
 
     def save_dict(self, data: dict[str, Any]) -> None:
-        """Insert or update one record (the shape ``CallRecord.to_dict`` gives)."""
-        self._exec(
+        """Insert or update one record (the shape ``CallRecord.to_dict`` gives).  As in
+        SQLite, only the call that created a record updates it (same transport and
+        start time): every instance mints call IDs, and a clash must not merge two
+        calls — :class:`CallIdConflict`, the stored record stays."""
+        cursor = self._exec(
             """INSERT INTO calls (call_id, caller_id, transport, started_at, ended_at,
                    outcome, record, owner, search_text)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (call_id) DO UPDATE SET ended_at = excluded.ended_at,
                outcome = excluded.outcome, record = excluded.record,
-               search_text = excluded.search_text""",
+               search_text = excluded.search_text
+               WHERE calls.transport = excluded.transport
+                 AND calls.started_at = excluded.started_at""",
             (
                 data["call_id"],
                 data.get("caller_id"),
@@ -213,6 +147,8 @@ class PostgresStore:
                 record_search_text(data),
             ),
         )
+        if cursor.rowcount == 0:
+            raise CallIdConflict(f"call ID {data['call_id']!r} belongs to another call")
 
     def get(self, call_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT record FROM calls WHERE call_id = %s", (call_id,))

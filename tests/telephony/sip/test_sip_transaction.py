@@ -91,6 +91,18 @@ async def test_invite_retransmission_gets_last_provisional_and_2xx_is_absorbed()
     assert len(wire.sent) == 3  # RFC 6026: the TU resends 2xx, not the transaction
 
 
+async def test_no_provisional_response_follows_a_final_one() -> None:
+    """A late 180 (the call answered meanwhile) never reaches the wire after the 200."""
+    wire = Wire()
+    tx = InviteServerTransaction(invite(), ("127.0.0.1", 5070), wire, T)
+    tx.respond(make_response(tx.request, 180, to_tag="x"))
+    tx.respond(make_response(tx.request, 200, to_tag="x"))
+    tx.respond(make_response(tx.request, 180, to_tag="x"))
+    tx.respond(make_response(tx.request, 183, to_tag="x"))
+    tx.on_retransmission()
+    assert [m.split(b" ", 2)[1] for _, m in wire.sent] == [b"180", b"200"]
+
+
 async def test_2xx_is_resent_until_ack() -> None:
     wire = Wire()
     gave_up = []
