@@ -91,7 +91,9 @@ def write(name: str, report: dict[str, object]) -> Path:
 
 
 async def run_fuzz(args: argparse.Namespace) -> None:
-    config = SipConfig(listen_port=0, source_rate=0, t1_s=0.05, t4_s=0.2)
+    config = SipConfig(
+        listen_port=0, source_rate=0, t1_s=0.05, t4_s=0.2, heap_trim_s=args.heap_trim_s
+    )
     server = SipServer(config, EchoHandler())
     await server.start()
     before = rss_kib()
@@ -115,6 +117,13 @@ async def run_fuzz(args: argparse.Namespace) -> None:
             "rss_kib_first_batch": report.rss_kib[0],
             "rss_kib_end": report.rss_kib[-1],
             "rss_growth_after_first_batch": round(report.rss_growth, 4),
+            "baseline": "after the first batch (warm-up: imports, code paths, caches)",
+            "heap_trim_s": args.heap_trim_s,
+            "python_blocks_first_batch": report.python_blocks[0],
+            "python_blocks_end": report.python_blocks[-1],
+            "python_blocks_growth": round(
+                report.python_blocks[-1] / report.python_blocks[0] - 1, 4
+            ),
             "rss_kib_per_batch": report.rss_kib,
             "left_after_timers": leftovers,
             "events": report.events,
@@ -273,6 +282,8 @@ def main() -> None:
     fuzz.add_argument("--datagrams", type=int, default=1_000_000)
     fuzz.add_argument("--seed", type=int, default=4475)
     fuzz.add_argument("--batch", type=int, default=10_000)
+    fuzz.add_argument("--heap-trim-s", type=float, default=SipConfig.heap_trim_s,
+                      help="the server's heap trim interval (0: off, to see fragmentation)")
     soak_p = sub.add_parser("soak")
     soak_p.add_argument("--minutes", type=float, default=10.0)
     soak_p.add_argument("--calls", type=int, default=8)

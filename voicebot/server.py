@@ -50,14 +50,18 @@ class VoicebotServer:
     async def on_call(self, channel: CallChannel) -> None:
         """Run one call to its end (every transport calls this).
 
-        A call ID already live is refused: the call ID names the Rasa conversation
-        and the record, so a second call under it would join the first caller's
+        The call ID names the Rasa conversation and the record, so every
+        transport mints its own (``sip-…``, ``ms-…-nonce``); what the caller's
+        side calls the call (SIP Call-ID, callSid) is kept as ``wire_call_id``
+        for correlation only.  A call ID already live is still refused, as a
+        last guard: a second call under it would join the first caller's
         dialogue (their PIN-verified state included)."""
         if channel.call_id in self.sessions:
             log.warning(format_event("call_id_in_use", call_id=channel.call_id))
             await channel.hangup()
             return
         session = CallSession(channel, self.services)
+        session.record.wire_call_id = wire_call_id(channel)
         self.sessions[channel.call_id] = session
         task = asyncio.current_task()
         if task is not None:
@@ -93,6 +97,14 @@ class VoicebotServer:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
             for task in pending:
                 task.cancel()
+
+
+def wire_call_id(channel: CallChannel) -> str | None:
+    """The caller's side's name for the call, printable and at most 128 characters."""
+    chosen = getattr(channel, "sip_call_id", None) or getattr(channel, "call_sid", None)
+    if not chosen:
+        return None
+    return "".join(c if c.isprintable() else "?" for c in str(chosen))[:128]
 
 
 def http_app(

@@ -1,0 +1,52 @@
+"""Give the C heap's free pages back to the kernel.
+
+A SIP port under hostile traffic allocates and frees millions of short-lived
+buffers (datagrams, parsed messages, transactions).  Python frees them all —
+tracemalloc shows no growth — but glibc's heap fragments: live chunks pin
+pages whose other chunks are free, so resident memory climbed ~17 % over
+1,000,000 fuzzed datagrams while the bytes in use stayed flat.
+``malloc_trim(0)`` hands those free pages back (``MADV_DONTNEED``).  On a
+libc without it (musl, macOS) this is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger("voicebot.core.heap")
+
+
+def _load_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_TRIM = _load_trim()
+
+
+def trim_heap() -> bool:
+    """Release free heap pages to the kernel; False when the libc cannot."""
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True
+
+
+async def trim_heap_every(interval_s: float) -> None:
+    """Trim every ``interval_s`` seconds, off the event loop, until cancelled."""
+    if _TRIM is None or interval_s <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval_s)
+        await asyncio.to_thread(trim_heap)
