@@ -282,8 +282,12 @@ def main() -> None:
     fuzz.add_argument("--datagrams", type=int, default=1_000_000)
     fuzz.add_argument("--seed", type=int, default=4475)
     fuzz.add_argument("--batch", type=int, default=10_000)
-    fuzz.add_argument("--heap-trim-s", type=float, default=SipConfig.heap_trim_s,
-                      help="the server's heap trim interval (0: off, to see fragmentation)")
+    fuzz.add_argument(
+        "--heap-trim-s",
+        type=float,
+        default=SipConfig.heap_trim_s,
+        help="the server's heap trim interval (0: off, to see fragmentation)",
+    )
     soak_p = sub.add_parser("soak")
     soak_p.add_argument("--minutes", type=float, default=10.0)
     soak_p.add_argument("--calls", type=int, default=8)

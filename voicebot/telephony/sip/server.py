@@ -113,6 +113,10 @@ class SipServer:
         """Every live leg, agent legs of bridged transfers included."""
         return [c for c in self.dialogs if isinstance(c, CallLeg) and not c.ended]
 
+    def bridge_ends(self) -> list[Awaitable[object]]:
+        """One awaitable per caller an agent is talking to through us: its end."""
+        return [c.bridge.ended.wait() for c in self.calls if c.bridged and c.bridge]
+
     def stop_accepting(self) -> None:
         """New INVITEs and OPTIONS get 503 from now on; calls in progress go on."""
         self._accepting = False
