@@ -49,6 +49,7 @@ class Line:
     said: list[str] = field(default_factory=list)
     output: Output = field(default_factory=Output)
     stopping: bool = False  # SIGTERM while on hold
+    stopping_at_question: bool = False  # SIGTERM while asked about a callback
     shutdown_message: str | None = None
 
     def __post_init__(self) -> None:
@@ -61,6 +62,9 @@ class Line:
 
     async def ask_yes_no(self, question: str) -> bool:
         self.said.append(question)
+        if self.stopping_at_question:
+            self.shutdown_message = "restarting"
+            return False
         return self.answer
 
     async def wait_for_hangup(self) -> None:
@@ -149,6 +153,15 @@ async def test_sigterm_on_hold_withdraws_the_offer_and_records_a_callback() -> N
     assert line.record.outcome == "callback"
     assert "restarting" in line.said[-1] and "0 1 0 0" in line.said[-1]
     assert line.record.turns[-1].bot_text == line.said[-1]  # the goodbye is in the record
+
+
+async def test_sigterm_during_the_callback_question_still_records_the_callback() -> None:
+    line = Line(stopping_at_question=True)
+    port = Port(OfferOutcome("no_agent", attempts=2))
+    result = await hand_off(line, port, TEXTS)
+    assert port.callbacks == [("call-1", "+15550100")]
+    assert result["status"] == "callback" and result["shutdown"] is True
+    assert "restarting" in line.said[-1]
 
 
 async def test_sigterm_on_hold_without_a_number_says_to_call_again() -> None:

@@ -73,6 +73,9 @@ class SessionLine:
             if isinstance(event, HangupFrame):
                 self.hung_up_by_caller = True
                 return False
+            if isinstance(event, ShutdownRequested):
+                self.shutdown_message = event.message
+                return False
             if isinstance(event, SilenceTimedOut):
                 return False
             if isinstance(event, DtmfFrame):

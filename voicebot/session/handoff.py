@@ -192,7 +192,10 @@ async def _no_agent(
         await _say(line, texts.no_agent_no_number)
         return {"status": "no_agent", "attempts": attempts, "callback": None}
     question = texts.no_agent.format(last4=" ".join(number[-4:]))
-    if await line.ask_yes_no(question):
+    answer = await line.ask_yes_no(question)
+    if line.shutdown_message is not None:  # SIGTERM cut the question short
+        return await _stopping_on_hold(line, port, texts, attempts)
+    if answer:
         if port is not None:
             port.request_callback(record.call_id, number)
         record.outcome = "callback"
@@ -207,14 +210,14 @@ async def _no_agent(
 
 
 async def _stopping_on_hold(
-    line: CallerLine, port: HandoffPort, texts: HandoffTexts, attempts: int
+    line: CallerLine, port: HandoffPort | None, texts: HandoffTexts, attempts: int
 ) -> dict[str, Any]:
     """SIGTERM reached a caller on hold: the offer is withdrawn; a caller whose
     number we have gets a recorded callback (no question: the line is closing),
     and everyone hears why the call ends."""
     record, number = line.record, line.record.caller_id
     line.log.event("handoff_stopped", reason="server shutting down", callback=bool(number))
-    if not number:
+    if not number or port is None:
         record.outcome = "no_agent"
         await _say(line, texts.shutdown_no_number)
         return {"status": "no_agent", "attempts": attempts, "callback": None, "shutdown": True}
