@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import itertools
 import json
 import os
 import platform
@@ -41,7 +43,7 @@ sys.path[:0] = [
     str(ROOT / "tests" / "telephony" / "sip"),
 ]
 
-from harness import EchoHandler, rss_kib, soak, spray  # noqa: E402
+from harness import EchoHandler, python_blocks, rss_kib, soak, spray  # noqa: E402
 from sip_fuzz import datagrams  # noqa: E402
 from sip_uac import Leg, Uac  # noqa: E402
 
@@ -90,19 +92,41 @@ def write(name: str, report: dict[str, object]) -> Path:
 # ------------------------------------------------------------------ fuzz
 
 
+async def settled(server: SipServer, config: SipConfig) -> dict[str, int]:
+    """Memory once every timer has run (and a heap trim, when on) and cyclic
+    garbage is collected: what the server keeps, not what is in flight."""
+    await asyncio.sleep(64 * config.t1_s * 2 + config.heap_trim_s)
+    gc.collect()
+    return {
+        "rss_kib": rss_kib(),
+        "python_blocks": python_blocks(),
+        "transactions": len(server.transactions._server),
+        "calls": len(server.calls),
+    }
+
+
+def growth(before: dict[str, int], after: dict[str, int], key: str) -> float:
+    return round(after[key] / before[key] - 1, 4)
+
+
 async def run_fuzz(args: argparse.Namespace) -> None:
-    config = SipConfig(listen_port=0, source_rate=0, t1_s=0.05, t4_s=0.2)
+    config = SipConfig(
+        listen_port=0, source_rate=0, t1_s=0.05, t4_s=0.2, heap_trim_s=args.heap_trim_s
+    )
     server = SipServer(config, EchoHandler())
     await server.start()
-    before = rss_kib()
-    report = await spray(server, datagrams(args.seed, args.datagrams), batch=args.batch)
-    await asyncio.sleep(64 * 0.05 * 2)
-    leftovers = {"transactions": len(server.transactions._server), "calls": len(server.calls)}
+    start = rss_kib()
+    stream = iter(datagrams(args.seed, args.datagrams))
+    await spray(server, itertools.islice(stream, args.warmup), batch=args.batch)
+    baseline = await settled(server, config)
+    report = await spray(server, stream, batch=args.batch)
+    end = await settled(server, config)
     await server.close()
     write(
         "fuzz",
         {
-            "datagrams": report.datagrams,
+            "datagrams": args.warmup + report.datagrams,
+            "warmup_datagrams": args.warmup,
             "seed": args.seed,
             "seconds": report.seconds,
             "datagrams_per_s": round(report.datagrams / report.seconds),
@@ -111,12 +135,14 @@ async def run_fuzz(args: argparse.Namespace) -> None:
             "answered_500": report.answered_500,
             "alive_after_every_batch": report.alive_after_every_batch,
             "batches": report.batches,
-            "rss_kib_start": before,
-            "rss_kib_first_batch": report.rss_kib[0],
-            "rss_kib_end": report.rss_kib[-1],
-            "rss_growth_after_first_batch": round(report.rss_growth, 4),
+            "heap_trim_s": args.heap_trim_s,
+            "baseline": "settled after the warm-up datagrams: timers run, gc collected",
+            "rss_kib_start": start,
+            "settled_after_warmup": baseline,
+            "settled_at_end": end,
+            "rss_growth": growth(baseline, end, "rss_kib"),
+            "python_blocks_growth": growth(baseline, end, "python_blocks"),
             "rss_kib_per_batch": report.rss_kib,
-            "left_after_timers": leftovers,
             "events": report.events,
         },
     )
@@ -273,6 +299,13 @@ def main() -> None:
     fuzz.add_argument("--datagrams", type=int, default=1_000_000)
     fuzz.add_argument("--seed", type=int, default=4475)
     fuzz.add_argument("--batch", type=int, default=10_000)
+    fuzz.add_argument("--warmup", type=int, default=20_000, help="datagrams before the baseline")
+    fuzz.add_argument(
+        "--heap-trim-s",
+        type=float,
+        default=SipConfig.heap_trim_s,
+        help="the server's heap trim interval (0: off, to see fragmentation)",
+    )
     soak_p = sub.add_parser("soak")
     soak_p.add_argument("--minutes", type=float, default=10.0)
     soak_p.add_argument("--calls", type=int, default=8)

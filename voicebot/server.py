@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,14 +50,18 @@ class VoicebotServer:
     async def on_call(self, channel: CallChannel) -> None:
         """Run one call to its end (every transport calls this).
 
-        A call ID already live is refused: the call ID names the Rasa conversation
-        and the record, so a second call under it would join the first caller's
+        The call ID names the Rasa conversation and the record, so every
+        transport mints its own (``sip-…``, ``ms-…-nonce``); what the caller's
+        side calls the call (SIP Call-ID, callSid) is kept as ``wire_call_id``
+        for correlation only.  A call ID already live is still refused, as a
+        last guard: a second call under it would join the first caller's
         dialogue (their PIN-verified state included)."""
         if channel.call_id in self.sessions:
             log.warning(format_event("call_id_in_use", call_id=channel.call_id))
             await channel.hangup()
             return
         session = CallSession(channel, self.services)
+        session.record.wire_call_id = wire_call_id(channel)
         self.sessions[channel.call_id] = session
         task = asyncio.current_task()
         if task is not None:
@@ -74,25 +78,43 @@ class VoicebotServer:
         return not self.draining and len(self.sessions) < self.services.config.sip.max_calls
 
     async def drain(
-        self, limit_s: float = 0.0, hurry: asyncio.Event | None = None, timeout_s: float = 15.0
+        self,
+        limit_s: float = 0.0,
+        hurry: asyncio.Event | None = None,
+        timeout_s: float = 15.0,
+        bridged: Callable[[], list[Awaitable[object]]] = list,
     ) -> None:
         """Let calls in progress end by themselves for up to ``limit_s`` (or until
-        ``hurry`` is set: a second signal), then say goodbye on the rest."""
+        ``hurry`` is set: a second signal), then say goodbye on the rest.
+
+        ``bridged`` gives the ends of calls an agent now owns (their sessions are
+        over): they too may run to the limit; the transport then BYEs both legs."""
         self.draining = True
-        if self._tasks and limit_s > 0:
-            log.info("event=draining calls=%d limit_s=%s", len(self._tasks), limit_s)
-            waits = {asyncio.ensure_future(asyncio.wait(set(self._tasks)))}
+        waiting = set(self._tasks) | {asyncio.ensure_future(w) for w in bridged()}
+        if waiting and limit_s > 0:
+            log.info(format_event("draining", calls=len(waiting), limit_s=limit_s))
+            waits = {asyncio.ensure_future(asyncio.wait(waiting))}
             if hurry is not None:
                 waits.add(asyncio.ensure_future(hurry.wait()))
             await asyncio.wait(waits, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waits:
                 waiter.cancel()
+        for waiter in waiting - self._tasks:
+            waiter.cancel()
         for session in list(self.sessions.values()):
             session.request_shutdown(SHUTDOWN_MESSAGE)
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
             for task in pending:
                 task.cancel()
+
+
+def wire_call_id(channel: CallChannel) -> str | None:
+    """The caller's side's name for the call, printable and at most 128 characters."""
+    chosen = getattr(channel, "sip_call_id", None) or getattr(channel, "call_sid", None)
+    if not chosen:
+        return None
+    return "".join(c if c.isprintable() else "?" for c in str(chosen))[:128]
 
 
 def http_app(
@@ -181,7 +203,9 @@ async def serve(services: Services, config: Config, announce: Callable[[str], No
         draining = getattr(services.store, "set_draining", None)
         if draining is not None:  # a cluster's store: the others see us draining
             draining()
-        await server.drain(config.cluster.drain_limit_s, hurry=signals.second)
+        await server.drain(
+            config.cluster.drain_limit_s, hurry=signals.second, bridged=sip.bridge_ends
+        )
         await sip.close(grace_s=2.0)
         await media.close_all()
         await runner.cleanup()

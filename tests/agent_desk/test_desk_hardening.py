@@ -87,3 +87,14 @@ def test_desk_tokens_go_to_a_private_file_not_stdout(tmp_path, capsys) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     announce_tokens({"alice": "secret-token-1"}, config, print_them=True)
     assert "secret-token-1" in capsys.readouterr().out
+
+
+def test_a_spray_from_100k_sources_keeps_the_table_bounded() -> None:
+    """Each address and token prefix gets a count; a table that never shrank
+    within the window would grow with every address an attacker owns."""
+    limiter = SignInLimiter(max_keys=2_000, clock=lambda: 5.0)
+    for n in range(100_000):
+        limiter.failed(f"2001:db8::{n:x}", f"{n:04x}-guess")
+        assert len(limiter) <= 2_000
+    assert limiter.retry_after(f"2001:db8::{99_999:x}", "zzzz") == 0  # one failure: no wait yet
+    assert "src:2001:db8::1869f" in limiter._by_key  # the newest are the ones kept

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -62,6 +63,12 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def python_blocks() -> int:
+    """Memory blocks Python's live objects hold: a leak grows it, heap
+    fragmentation (which grows RSS only) does not."""
+    return sys.getallocatedblocks()
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -105,6 +112,7 @@ class FuzzReport:
     answered_500: int = 0
     seconds: float = 0.0
     rss_kib: list[int] = field(default_factory=list)
+    python_blocks: list[int] = field(default_factory=list)
     events: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -141,6 +149,7 @@ async def spray(
                 alive = await answers_options(server.port, report.batches)
                 report.alive_after_every_batch &= alive
                 report.rss_kib.append(rss_kib())
+                report.python_blocks.append(python_blocks())
         report.alive_after_every_batch &= await answers_options(server.port, -1)
         report.rss_kib.append(rss_kib())
         report.crashes, report.tracebacks = counter.crashes, counter.tracebacks

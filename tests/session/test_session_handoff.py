@@ -48,6 +48,9 @@ class Line:
     caller_id: str | None = "+15550100"
     said: list[str] = field(default_factory=list)
     output: Output = field(default_factory=Output)
+    stopping: bool = False  # SIGTERM while on hold
+    stopping_at_question: bool = False  # SIGTERM while asked about a callback
+    shutdown_message: str | None = None
 
     def __post_init__(self) -> None:
         self.record = CallRecord("call-1", self.caller_id, "test")
@@ -59,12 +62,17 @@ class Line:
 
     async def ask_yes_no(self, question: str) -> bool:
         self.said.append(question)
+        if self.stopping_at_question:
+            self.shutdown_message = "restarting"
+            return False
         return self.answer
 
     async def wait_for_hangup(self) -> None:
-        if not self.hangs_up:
+        if not (self.hangs_up or self.stopping):
             await asyncio.Event().wait()
         await asyncio.sleep(0.01)
+        if self.stopping:
+            self.shutdown_message = "restarting"
 
 
 @dataclass
@@ -134,6 +142,34 @@ async def test_no_queue_and_no_number_ends_politely() -> None:
     assert result == {"status": "no_agent", "attempts": 0, "callback": None}
     assert line.said == [TEXTS.announce, TEXTS.no_agent_no_number]
     assert line.output.writes == 0  # no queue: no hold music
+
+
+async def test_sigterm_on_hold_withdraws_the_offer_and_records_a_callback() -> None:
+    line, port = Line(stopping=True), Port(OfferOutcome("abandoned", attempts=1))
+    result = await hand_off(line, port, TEXTS)
+    assert port.abandoned == ["call-1"]  # no agent rings for a caller we are about to drop
+    assert port.callbacks == [("call-1", "+15550100")]  # asked for a person: not lost
+    assert result["status"] == "callback" and result["shutdown"] is True
+    assert line.record.outcome == "callback"
+    assert "restarting" in line.said[-1] and "0 1 0 0" in line.said[-1]
+    assert line.record.turns[-1].bot_text == line.said[-1]  # the goodbye is in the record
+
+
+async def test_sigterm_during_the_callback_question_still_records_the_callback() -> None:
+    line = Line(stopping_at_question=True)
+    port = Port(OfferOutcome("no_agent", attempts=2))
+    result = await hand_off(line, port, TEXTS)
+    assert port.callbacks == [("call-1", "+15550100")]
+    assert result["status"] == "callback" and result["shutdown"] is True
+    assert "restarting" in line.said[-1]
+
+
+async def test_sigterm_on_hold_without_a_number_says_to_call_again() -> None:
+    line = Line(stopping=True, caller_id=None)
+    port = Port(OfferOutcome("abandoned", attempts=1))
+    result = await hand_off(line, port, TEXTS)
+    assert port.callbacks == [] and result["status"] == "no_agent"
+    assert line.record.outcome == "no_agent" and "call again" in line.said[-1]
 
 
 def test_the_agent_is_freed_when_a_bridged_call_ends_or_at_once() -> None:

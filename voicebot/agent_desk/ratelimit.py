@@ -4,6 +4,8 @@ Failures are counted per source address and per token prefix (a guesser
 spread over many addresses still hammers the same few prefixes): after
 ``free`` failures inside ``window_s`` each further attempt waits twice as long
 as the last, up to ``max_wait_s``.  A success clears the source's count.
+At most ``max_keys`` counts are kept (the oldest forgotten first): a spray
+from a million addresses (IPv6 makes that cheap) costs a bounded table.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ class SignInLimiter:
     window_s: float = 300.0
     base_wait_s: float = 1.0
     max_wait_s: float = 900.0
+    max_keys: int = 10_000
     clock: Callable[[], float] = time.monotonic
     _by_key: dict[str, _Failures] = field(default_factory=dict)
+    _pruned_at: float = float("-inf")
 
     @staticmethod
     def keys(source: str | None, token: str) -> list[str]:
@@ -49,6 +53,8 @@ class SignInLimiter:
         wait = 0.0
         for key in self.keys(source, token):
             entry = self._by_key.setdefault(key, _Failures(first=now))
+            while len(self._by_key) > self.max_keys:
+                del self._by_key[next(iter(self._by_key))]
             entry.count += 1
             if entry.count > self.free:
                 over = entry.count - self.free - 1
@@ -59,8 +65,15 @@ class SignInLimiter:
     def succeeded(self, source: str | None) -> None:
         self._by_key.pop(self.keys(source, "")[0], None)
 
+    def __len__(self) -> int:
+        return len(self._by_key)
+
     def _prune(self, now: float) -> None:
-        """Forget quiet keys, so memory stays bounded under a spray of sources."""
+        """Forget quiet keys (a scan at most once a second: a spray must not
+        make every failure cost a walk of the whole table)."""
+        if now - self._pruned_at < 1.0:
+            return
+        self._pruned_at = now
         stale = [k for k, e in self._by_key.items()
                  if now - e.first > self.window_s and now > e.blocked_until]  # fmt: skip
         for key in stale:

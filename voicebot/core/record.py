@@ -57,6 +57,9 @@ class CallRecord:
     caller_id: str | None
     transport: str
     started_at: str = field(default_factory=utc_now)
+    # The transport's own name for the call (SIP Call-ID, carrier callSid),
+    # chosen by the caller's side: for correlating logs and traces only, never a key.
+    wire_call_id: str | None = None
     ended_at: str | None = None
     disclosure: dict[str, str] | None = None
     turns: list[Turn] = field(default_factory=list)

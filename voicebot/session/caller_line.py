@@ -14,7 +14,7 @@ from voicebot.core.frames import DtmfFrame, HangupFrame
 from voicebot.core.logs import CallLogger
 from voicebot.core.record import CallRecord
 from voicebot.session.dialogue_link import DialogueLink
-from voicebot.session.events import Inbox, SilenceTimedOut
+from voicebot.session.events import Inbox, ShutdownRequested, SilenceTimedOut
 from voicebot.session.replies import Replies
 from voicebot.session.turn_taking import TurnTaking
 from voicebot.telephony.channel import MediaOutput
@@ -40,18 +40,25 @@ class SessionLine:
         self.log: CallLogger = self.keeper.log
         self.become_idle = become_idle
         self.hung_up_by_caller = False  # then the session must not send its own hang-up
+        self.shutdown_message: str | None = None  # SIGTERM reached the call while on hold
 
     async def say_and_wait(self, text: str) -> None:
         await self.replies.say_and_wait(text)
 
     async def wait_for_hangup(self) -> None:
-        """While on hold: ignore everything but the caller leaving (and transcribe nothing)."""
+        """While on hold: ignore everything but the caller leaving or the server
+        stopping (``shutdown_message`` then says why), and transcribe nothing."""
         self.turns.transcribing = False
         self.turns.close()
         try:
-            while not isinstance(await self.inbox.get(), HangupFrame):
-                pass
-            self.hung_up_by_caller = True
+            while True:
+                event = await self.inbox.get()
+                if isinstance(event, HangupFrame):
+                    self.hung_up_by_caller = True
+                    return
+                if isinstance(event, ShutdownRequested):
+                    self.shutdown_message = event.message
+                    return
         finally:
             self.turns.transcribing = True
 
@@ -65,6 +72,9 @@ class SessionLine:
             event = await self.inbox.get()
             if isinstance(event, HangupFrame):
                 self.hung_up_by_caller = True
+                return False
+            if isinstance(event, ShutdownRequested):
+                self.shutdown_message = event.message
                 return False
             if isinstance(event, SilenceTimedOut):
                 return False

@@ -63,6 +63,7 @@ class CallerLine(Protocol):
 
     record: CallRecord
     log: CallLogger
+    shutdown_message: str | None  # set when the server stops while the caller holds
 
     @property
     def output(self) -> MediaOutput: ...
@@ -71,7 +72,9 @@ class CallerLine(Protocol):
 
     async def ask_yes_no(self, question: str) -> bool: ...
 
-    async def wait_for_hangup(self) -> None: ...
+    async def wait_for_hangup(self) -> None:
+        """Return when the caller hangs up, or the server stops (``shutdown_message``)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,15 @@ class HandoffTexts:
         "Thank you. A colleague will call you back on that number as soon as possible. Goodbye."
     )
     callback_declined: str = "All right. Please call again later. Goodbye."
+    shutdown_callback: str = (
+        "I'm sorry, this service is restarting and no colleague can take your call now. "
+        "We have recorded a call back request: a colleague will call you on the number "
+        "ending in {last4} as soon as possible. Goodbye."
+    )
+    shutdown_no_number: str = (
+        "I'm sorry, this service is restarting and no colleague can take your call now. "
+        "Please call again in a few minutes. Goodbye."
+    )
 
 
 def hold_music(seconds: float = HOLD_CHUNK_S) -> np.ndarray:
@@ -136,6 +148,8 @@ async def hand_off(
         with contextlib.suppress(asyncio.CancelledError):
             await hold
         line.output.clear()
+    if line.shutdown_message is not None and outcome.status != "answered":
+        return await _stopping_on_hold(line, port, texts, outcome.attempts)
     if outcome.status == "answered":
         record.outcome = "transferred"
         line.log.event("transferred", agent=outcome.agent)
@@ -178,7 +192,10 @@ async def _no_agent(
         await _say(line, texts.no_agent_no_number)
         return {"status": "no_agent", "attempts": attempts, "callback": None}
     question = texts.no_agent.format(last4=" ".join(number[-4:]))
-    if await line.ask_yes_no(question):
+    answer = await line.ask_yes_no(question)
+    if line.shutdown_message is not None:  # SIGTERM cut the question short
+        return await _stopping_on_hold(line, port, texts, attempts)
+    if answer:
         if port is not None:
             port.request_callback(record.call_id, number)
         record.outcome = "callback"
@@ -190,6 +207,29 @@ async def _no_agent(
         }
     await _say(line, texts.callback_declined)
     return {"status": "no_agent", "attempts": attempts, "callback": None}
+
+
+async def _stopping_on_hold(
+    line: CallerLine, port: HandoffPort | None, texts: HandoffTexts, attempts: int
+) -> dict[str, Any]:
+    """SIGTERM reached a caller on hold: the offer is withdrawn; a caller whose
+    number we have gets a recorded callback (no question: the line is closing),
+    and everyone hears why the call ends."""
+    record, number = line.record, line.record.caller_id
+    line.log.event("handoff_stopped", reason="server shutting down", callback=bool(number))
+    if not number or port is None:
+        record.outcome = "no_agent"
+        await _say(line, texts.shutdown_no_number)
+        return {"status": "no_agent", "attempts": attempts, "callback": None, "shutdown": True}
+    port.request_callback(record.call_id, number)
+    record.outcome = "callback"
+    await _say(line, texts.shutdown_callback.format(last4=" ".join(number[-4:])))
+    return {
+        "status": "callback",
+        "attempts": attempts,
+        "callback": {"number": number, "confirmed_at": utc_now()},
+        "shutdown": True,
+    }
 
 
 async def _say(line: CallerLine, text: str) -> None:

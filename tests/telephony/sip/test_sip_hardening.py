@@ -101,6 +101,26 @@ def test_source_limiter_is_a_token_bucket() -> None:
     assert len(limiter._buckets) == 2
 
 
+async def test_per_source_tables_stay_bounded_under_100k_sources() -> None:
+    """Every per-source table the transport keeps (rate buckets, the budget of
+    stateless answers, the log limiter's windows) stays at its cap when
+    100,000 allowed addresses each send a keep-alive and then go over budget."""
+    from voicebot.telephony.sip import SipServer
+
+    config = SipConfig(listen_port=0, allowed_peers=["10.0.0.0/8"], source_rate=0.001,
+                       source_burst=1)  # fmt: skip
+    server = SipServer(config, RecordingHandler())
+    transport = server.transport
+    for n in range(100_000):
+        source = (f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}", 5060)
+        transport.datagram_received(b"\r\n\r\n", source)  # within budget: a keep-alive
+        transport.datagram_received(b"\r\n\r\n", source)  # over budget
+    assert transport.dropped["rate"] == 100_000
+    assert len(transport._limiter._buckets) <= 4096
+    assert len(transport._answers._buckets) <= 4096
+    assert len(transport.warn._windows) <= 1
+
+
 def test_log_limiter_suppresses_and_reports(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     limiter = LogLimiter(

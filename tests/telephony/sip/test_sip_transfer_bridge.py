@@ -174,3 +174,34 @@ async def test_ring_timeout_cancels_the_bridged_invite(
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "event=sip_cancel_sent" in messages
     assert "agent answered 487" in messages
+
+
+async def test_sigterm_drain_keeps_a_bridged_call_to_the_limit_then_byes_both_legs(
+    tmp_path: Path,
+) -> None:
+    """A deploy must not cut a caller off from the agent they waited for: the
+    bridge runs on through the drain limit; then the caller and the agent
+    both get a BYE (SIPp's scenario passes only if its BYE came, and was 200'd)."""
+    from voicebot.server import VoicebotServer
+
+    agent = agent_phone(tmp_path, padded(noise_clip(1.0, seed=25), 0.5, 20.0))
+    handler = TransferHandler(AGENT_URI, delay_s=0.5)
+    async with bot(handler) as server:
+        await agent.start(quit_after_s=30)
+        caller = await _sipp_caller(
+            tmp_path, "caller_refuses_refer_waits.xml", padded(noise_clip(1.0, seed=26), 0.5, 8)
+        )
+        assert await wait_until(lambda: bool(handler.outcomes), 10)
+        assert handler.outcomes[0].method == "bridge" and server.calls[0].bridged
+        process = VoicebotServer(services=None)  # type: ignore[arg-type]  # no session left
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        server.stop_accepting()  # as serve() does on SIGTERM
+        await process.drain(2.0, bridged=server.bridge_ends)
+        assert loop.time() - started >= 1.9  # the bridge kept the drain waiting…
+        assert server.calls and server.calls[0].bridged  # …and was still up at the limit
+        await server.close(grace_s=2.0)
+        assert await caller.wait(10) == 0, caller.output  # the caller got its BYE
+        assert await wait_until(lambda: "terminated" in agent.text(), 5), agent.text()
+        assert not server.legs
+    await agent.stop()

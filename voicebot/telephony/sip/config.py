@@ -50,6 +50,7 @@ class SipConfig:
     max_calls_per_source: int = 16  # calls (answered or not) from one IP at once
     trunk_reserved_calls: int = 4  # of max_calls, kept for trunks
     max_call_s: float = 4 * 3600.0  # a call longer than this is hung up (0: no limit)
+    heap_trim_s: float = 10.0  # return fragmented free heap to the kernel this often (0: never)
     t1_s: float = 0.5
     t2_s: float = 4.0
     t4_s: float = 5.0

@@ -29,6 +29,7 @@ from typing import Any
 
 from sipmessage import URI, Request, Response
 
+from voicebot.core.heap import trim_heap_every
 from voicebot.core.logs import format_event
 from voicebot.core.net import Addr
 from voicebot.telephony.addresses import bracket, same_ip
@@ -88,12 +89,14 @@ class SipServer:
         self._accepting = True
         self._handlers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Bind the UDP socket (port 0 picks a free one; read :attr:`port`)."""
         await self.transport.open()
+        self._housekeeping = asyncio.create_task(trim_heap_every(self.config.heap_trim_s))
         _event("sip_listening", host=self.config.listen_host, port=self.port)
 
     @property
@@ -109,6 +112,10 @@ class SipServer:
     def legs(self) -> list[CallLeg]:
         """Every live leg, agent legs of bridged transfers included."""
         return [c for c in self.dialogs if isinstance(c, CallLeg) and not c.ended]
+
+    def bridge_ends(self) -> list[Awaitable[object]]:
+        """One awaitable per caller an agent is talking to through us: its end."""
+        return [c.bridge.ended.wait() for c in self.calls if c.bridged and c.bridge]
 
     def stop_accepting(self) -> None:
         """New INVITEs and OPTIONS get 503 from now on; calls in progress go on."""
@@ -133,6 +140,8 @@ class SipServer:
                 *(leg.hangup("server shutting down") for leg in legs), return_exceptions=True
             )
         await self._cancel_handlers()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         self.transactions.close()
         self.transport.close()
         _event("sip_closed", port=self.port)
