@@ -35,8 +35,13 @@ log = logging.getLogger("voicebot.telephony.rtp")
 
 FRAME_S = FRAME_MS / 1000
 MAX_CATCHUP_S = 0.1
+
 MAX_RTP_DATAGRAM = 1500
 COMFORT_NOISE_PT = 13
+
+
+def _ignore(*_: object) -> None:
+    """What a stopped media session calls: nothing (its leg has ended)."""
 
 
 @dataclass(frozen=True)
@@ -303,7 +308,13 @@ class MediaSession:
         self.stopped = True
         if self._task:
             self._task.cancel()
+            self._task = None  # a cancelled task's traceback holds our frame: another cycle
         self._release()
+        # The callbacks are the owning leg's bound methods: dropping them breaks the
+        # leg <-> media cycle, so an ended call is freed by reference counting at
+        # once instead of by a later cycle collection (which, under a flood of short
+        # calls, left glibc's heap fragmented).
+        self._on_audio, self._on_dtmf, self._on_timeout = _ignore, _ignore, _ignore
 
     async def close(self) -> None:
         task = self._task

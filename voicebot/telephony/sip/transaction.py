@@ -159,6 +159,12 @@ class ServerTransaction(_Transaction):
     def respond(self, response: Response) -> None:
         raise NotImplementedError
 
+    def _terminate(self) -> None:
+        super()._terminate()
+        # The call keeps its INVITE transaction and we keep the call: letting go here
+        # breaks that cycle, so both are freed by reference counting, at once.
+        self.owner = None
+
 
 class InviteServerTransaction(ServerTransaction):
     """§17.2.1 (+ RFC 6026): INVITE received, responses reliably delivered."""
