@@ -293,10 +293,31 @@ def repetition(turn: TurnObservation, history: History, cfg: TransferConfig) -> 
             best,
             f'repeated turn {match.index} ("{match.caller_text.strip()}"), similarity {best:.2f}',
         )
+    again = _asked_again(turn, history, cfg)
+    if again is not None:
+        return Signal(
+            REPETITION, 1.0, f"asked again for {turn.intent} (turn {again.index}) after a miss"
+        )
     claim = _repetition_claim(turn.caller_text)
     if claim:
         return Signal(REPETITION, cfg.repetition_claim_value, f'said "{claim}"')
     return Signal(REPETITION, 0.0)
+
+
+def _asked_again(
+    turn: TurnObservation, history: History, cfg: TransferConfig
+) -> TurnObservation | None:
+    """The earlier turn with the same request when a misunderstanding or a
+    correction came in between: the caller repeats a request the bot got
+    wrong, however differently they word it the second time."""
+    if turn.intent not in cfg.request_intents:
+        return None
+    recent = list(history)[-cfg.repetition_lookback_turns :]
+    for i in range(len(recent) - 1, -1, -1):
+        if recent[i].intent == turn.intent:
+            between = recent[i + 1 :]
+            return recent[i] if any(misunderstood(t, cfg) for t in between) else None
+    return None
 
 
 def _repetition_claim(text: str) -> str | None:
