@@ -125,7 +125,9 @@ DEFAULT_OWN_PROBLEM_PHRASES: tuple[str, ...] = (
     "wouldn't go through", "won't go through", "wrong amount", "wrong rate",
     "wrong exchange rate", "extra fee", "charged me", "was charged", "been charged",
     "cancel my transfer", "cancel a transfer", "cancel the transfer", "close my account",
-    "terminate my account", "delete my account",
+    "terminate my account", "delete my account", "didn't", "did not", "isn't", "wasn't",
+    "not allowed", "not able", "can't seem", "couldn't", "terminate", "discontinue", "revert",
+    "is wrong",
 )
 # Words that make it the caller's own thing rather than a general question.
 DEFAULT_OWNER_WORDS: tuple[str, ...] = (
