@@ -332,15 +332,15 @@ class TransferConfig:
     )
     # A caller's own unresolved problem (see DEFAULT_OWN_PROBLEM_PHRASES) goes to
     # a person as this category when Rasa read it as a question the bot answers
-    # (an intent starting with one of ``own_problem_intent_prefixes``), as one of
-    # ``own_problem_intents``, or could not read it confidently.
+    # (an intent starting with one of ``own_problem_intent_prefixes``), or as one
+    # of ``own_problem_intents`` (not understood, another line, a request it
+    # cannot serve).  Never for a skill or a conversational intent: "sorry, I
+    # didn't catch that" asks for a repeat.
     own_problem_phrases: Sequence[str] = DEFAULT_OWN_PROBLEM_PHRASES
     own_problem_owner_words: Sequence[str] = DEFAULT_OWNER_WORDS
     own_problem_category: str = "banking_request"
     own_problem_intent_prefixes: Sequence[str] = ("kb_",)
-    own_problem_intents: Sequence[str] = (
-        "nlu_fallback", "out_of_scope", "service_request", "what_can_you_do", "ask_repeat",
-    )  # fmt: skip
+    own_problem_intents: Sequence[str] = ("nlu_fallback", "out_of_scope", "service_request")
     # Intents that are requests (for spotting several in one utterance).
     # fmt: off
     request_intents: Sequence[str] = (

@@ -479,9 +479,8 @@ def own_problem(turn: TurnObservation, cfg: TransferConfig) -> str | None:
     answers (or could not read it): "my top-up failed" needs a person even
     when it sounds like "how do top-ups work?"."""
     intent = turn.intent or ""
-    readable = turn.confidence is None or turn.confidence >= cfg.low_confidence
     answerable = intent.startswith(tuple(cfg.own_problem_intent_prefixes))
-    if readable and not answerable and intent not in cfg.own_problem_intents:
+    if not answerable and intent not in cfg.own_problem_intents:
         return None
     said = lexicon.normalise(turn.caller_text)
     if not any(lexicon.contains_phrase(said, w) for w in cfg.own_problem_owner_words):
