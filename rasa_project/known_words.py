@@ -92,16 +92,6 @@ class KnownWordsGate(GraphComponent):
         self.vocabulary = vocabulary or set()
 
     @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> KnownWordsGate:
-        return cls(config, model_storage, resource)
-
-    @classmethod
     def load(
         cls,
         config: dict[str, Any],
@@ -116,6 +106,10 @@ class KnownWordsGate(GraphComponent):
         except (ValueError, OSError):
             words = []  # an untrained gate lets every intent through
         return cls(config, model_storage, resource, set(words))
+
+    # Before training there is nothing stored yet: load() then gives an empty
+    # vocabulary, which is what a fresh component needs.
+    create = load
 
     def train(self, training_data: TrainingData) -> Resource:
         vocabulary: set[str] = set()
