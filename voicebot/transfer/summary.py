@@ -92,9 +92,7 @@ def topic_label(intent: str | None, labels: Mapping[str, str] = INTENT_LABELS) -
     return None
 
 
-def _about(
-    turns: Sequence[TurnObservation], labels: Mapping[str, str], cfg: TransferConfig
-) -> str:
+def _about(turns: Sequence[TurnObservation], labels: Mapping[str, str], cfg: TransferConfig) -> str:
     """The topics by label; the caller's own words where no label fits, or where
     they report a problem of their own that the label would hide ("transfer
     times" for "my transfer never arrived")."""
