@@ -12,8 +12,9 @@ Rasa's FallbackClassifier does for low confidence, and the dialogue's
 the same examples the classifier learns from, so a new intent or knowledge
 topic extends it without a code change.
 
-On BANKING77's train part and the fixture sentences (10,126 routine requests)
-the gate fires on 10 (0.1 %), each then asked to say it another way.
+On BANKING77's train part, the fixture sentences and the held-out NLU test
+phrases (10,315 requests) the gate fires on 4 (0.04 %), each then asked to say
+it another way.
 """
 
 from __future__ import annotations
@@ -55,10 +56,22 @@ _FUNCTION_WORDS = frozenset((
 # fmt: on
 
 
+_SUFFIXES = ("ings", "ing", "ies", "es", "s", "ed", "ly")
+
+
+def stem(word: str) -> str:
+    """A crude stem, so "mornings" is known from "morning" and "sunday" from
+    "sundays": the vocabulary is small and a word's other forms are the same word."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
 def content_words(text: str) -> list[str]:
-    """Words that carry meaning: three letters or more, not function words."""
+    """Stems of the words that carry meaning: three letters or more, not function words."""
     words = _WORD.findall(text.lower().replace("’", "'"))
-    return [w for w in words if len(w) >= 3 and w not in _FUNCTION_WORDS]
+    return [stem(w) for w in words if len(w) >= 3 and w not in _FUNCTION_WORDS]
 
 
 def lacks_evidence(text: str, vocabulary: set[str], min_words: int, min_share: float) -> bool:
