@@ -90,7 +90,10 @@ class KnownWordsGate(GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"min_content_words": 2, "min_known_share": 0.5}
+        # Rasa reuses a trained component while its config and data are
+        # unchanged, whatever its code: bump the version when content_words()
+        # changes, so the vocabulary is learnt again the new way.
+        return {"min_content_words": 2, "min_known_share": 0.5, "version": 2}
 
     def __init__(
         self,
