@@ -316,6 +316,24 @@ async def test_two_misunderstandings_in_a_row_offer_a_person(rasa_client: RasaCl
     assert "press 0" in first.text and "would you like to speak to someone" in second.text.lower()
 
 
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("Wobble wabble, the jiggery thing on a plate.", "Toaster pastry on a bicycle."),
+        ("Mumble mumble garden gnome.", "Flibbering the snorkel with a teapot."),
+    ],
+)
+async def test_gibberish_is_not_a_wrong_number(
+    rasa_client: RasaClient, first: str, second: str
+) -> None:
+    """Words the bank's line never hears are not understood (then a person is
+    offered), not read as another business's call or a banking request."""
+    call = Call(rasa_client)
+    one, two = await call.say(first), await call.say(second)
+    assert one.intent == two.intent == "nlu_fallback", (one, two)
+    assert "would you like to speak to someone" in two.text.lower()
+
+
 async def test_wrong_number_ends_politely_on_no(rasa_client: RasaClient) -> None:
     call = Call(rasa_client)
     wrong = await call.say("Is this the hairdresser? I'd like to book a haircut.")

@@ -321,3 +321,20 @@ def test_the_package_does_no_io_and_imports_nothing_above_it() -> None:
                 assert not name.startswith(banned_modules), f"{path.name} imports {name}"
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id not in banned_calls, f"{path.name} calls {node.func.id}"
+
+
+def test_a_complaint_after_repeating_a_misunderstood_request_is_frustration() -> None:
+    """The fixture frustration_repeated_request: the request, "that's not what I
+    said", the request again, then swearing about it with a complaint."""
+    script = [
+        say(1, "What were my last few payments?", "recent_transactions", progress=True),
+        say(2, "No, that's not what I said.", "correction"),
+        say(3, "Again, I just want to hear my recent transactions.", "recent_transactions",
+            progress=True),
+        say(4, "This is bullshit, I want my money back!", "complaint", 0.8),
+    ]  # fmt: skip
+    call = run_call(script)
+    assert call.reason == "frustration"
+    assert {"repetition", "abusive_language", "complexity"} <= set(call.signal_names)
+    calm = run_call([*script[:3], say(4, "I'd like to make a complaint.", "complaint")])
+    assert calm.reason == "complexity"

@@ -396,3 +396,78 @@ def test_explicit_ask_survives_recogniser_slips(text: str, expected: str | None)
 )
 def test_frustration_words_about_the_bot(text: str, fired: float) -> None:
     assert value(sig.frustration_words, say(1, text)) == pytest.approx(fired)
+
+
+# --- the caller's own problem, legal threats, misheard insults, asking again --------
+
+
+@pytest.mark.parametrize(
+    ("turn", "fires"),
+    [
+        # Worded like a question the knowledge base answers, but about the caller's
+        # own transfer/top-up/card that went wrong: a person must look at it.
+        (say(1, "Why was my card declined at the shop?", "kb_where_card_works"), True),
+        (say(1, "My top up failed, how do top ups work?", "kb_top_up_methods"), True),
+        (say(1, "I was charged twice for one coffee.", "kb_pending_payments"), True),
+        (say(1, "The money I sent my brother is missing.", "nlu_fallback", 0.3), True),
+        (say(1, "Sorry, I didn't catch that.", "ask_repeat", 0.35), False),
+        # Generic questions keep their answer.
+        (say(1, "How long do transfers take?", "kb_transfer_times"), False),
+        (say(1, "Can a card payment be declined abroad?", "kb_where_card_works"), False),
+        # Pending is informational on this line (the answer explains it).
+        (say(1, "Why is my transfer still pending?", "kb_transfer_times"), False),
+        # A skill serves it, whatever the wording.
+        (say(1, "My card is missing, please block it.", "lost_card"), False),
+    ],
+)
+def test_own_problem_is_a_banking_request(turn: TurnObservation, fires: bool) -> None:
+    assert (sig.own_problem(turn, CFG) is not None) is fires
+    complexity = sig.complexity(turn, [], CFG)
+    assert (complexity.value >= 1.0 and "own problem" in complexity.evidence) is fires
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If this isn't fixed I'm taking you to court.",
+        "My solicitor will be in touch.",
+        "I'll report you to the ombudsman about my balance.",
+        "I am going to sue the bank.",
+    ],
+)
+def test_legal_threat_words_are_complexity_whatever_the_intent(text: str) -> None:
+    signal = sig.complexity(say(1, text, "check_balance"), [], CFG)
+    assert signal.value == 1.0 and signal.evidence.startswith("legal_threat:")
+
+
+def test_a_courtesy_word_is_not_a_legal_threat() -> None:
+    assert sig.complexity(say(1, "What's my balance?", "check_balance"), [], CFG).value == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "fires"),
+    [
+        ("That's not what I asked, you more on.", True),  # "you moron", misheard
+        ("You stew pit.", True),
+        ("You absolute idiot.", True),
+        ("Can you tell me more on fees?", False),
+        ("Thank you more on that later.", False),
+        ("Are you open on Sunday?", False),
+        ("Could you send it again?", False),
+    ],
+)
+def test_insults_are_matched_by_sound_only_right_after_you(text: str, fires: bool) -> None:
+    assert (value(sig.abusive_language, say(1, text, None)) == 1.0) is fires
+
+
+def test_asking_again_after_a_correction_is_repetition() -> None:
+    history = [
+        say(1, "What were my last few payments?", "recent_transactions", progress=True),
+        say(2, "No, that's not what I said.", "correction"),
+    ]
+    again = say(3, "Again, my recent transactions.", "recent_transactions", progress=True)
+    signal = sig.repetition(again, history, CFG)
+    assert signal.value == 1.0 and "turn 1" in signal.evidence
+    # The same request again after it was served is not a repeat.
+    served = [history[0], say(2, "Thanks.", "thank_you", progress=True)]
+    assert value(sig.repetition, again, served) == 0.0

@@ -71,3 +71,14 @@ def test_a_request_without_a_label_is_quoted_in_the_callers_words() -> None:
     assert line == (
         "Angry, says “Screw you. I want my money back from that shop.”; needs a person. +15550100."
     )
+
+
+def test_an_own_problem_read_as_a_question_is_quoted() -> None:
+    script = [say(1, "My transfer to my sister didn't arrive.", "kb_transfer_times", 0.8)]
+    result = run_call(script)
+    assert result.reason == "complexity"
+    line = summary(script, result.decision, VerifiedFacts("+15550100"))
+    assert line == (
+        "Calling about transfer times (“My transfer to my sister didn't arrive.”); "
+        "needs a person. +15550100."
+    )

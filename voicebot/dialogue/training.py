@@ -43,7 +43,7 @@ class TrainingError(RuntimeError):
 
 # What ``rasa train`` reads: editing an action, the demo bank or a README must
 # not force a retrain (actions run in their own server, outside the model).
-_TRAINING_INPUTS = ("config.yml", "domain.yml", "data", KNOWLEDGE_FILE)
+_TRAINING_INPUTS = ("config.yml", "domain.yml", "data", KNOWLEDGE_FILE, "known_words.py")
 
 
 def _project_files(project_dir: Path) -> Iterator[Path]:

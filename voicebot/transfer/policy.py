@@ -29,6 +29,7 @@ from voicebot.transfer.signals import (
     EXPLICIT_REQUEST,
     MISUNDERSTANDING,
     NO_PROGRESS,
+    REPETITION,
     Signal,
     compute_signals,
     misunderstood,
@@ -232,7 +233,10 @@ class TransferPolicy:
             return cfg.dialogue_failure_reason, DIALOGUE_FAILURE
         complex_ = by_name[COMPLEXITY].value >= cfg.complexity_threshold
         frustrated = self.state.score >= cfg.frustration_threshold
-        angry = emotional_evidence(signals, cfg) >= cfg.emotional_threshold
+        emotional = emotional_evidence(signals, cfg)
+        # Negative words from a caller who already had to repeat a request
+        # the bot got wrong are frustration, not a new topic.
+        angry = emotional >= cfg.emotional_threshold or (emotional > 0 and self._repeated())
         if angry and (frustrated or complex_):
             return "frustration", FRUSTRATION_SCORE
         if complex_:
@@ -242,6 +246,10 @@ class TransferPolicy:
         if by_name[NO_PROGRESS].value >= 1.0:
             return cfg.no_progress_reason, NO_PROGRESS
         return None
+
+    def _repeated(self) -> bool:
+        """A repetition fired since the caller was last calm."""
+        return any(s.name == REPETITION for s in self._episode_signals())
 
     def _listed_signals(
         self, reason: Reason, trigger: str, current: tuple[Signal, ...]

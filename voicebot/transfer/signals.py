@@ -211,7 +211,26 @@ def _insult(text: str, profane: set[str], cfg: TransferConfig) -> str | None:
             for other in (*before, *after):
                 if derogatory(other):
                     return " ".join(clause[max(0, i - 1) : i + 1 + _INSULT_WINDOW])
+            heard = _misheard_insult(clause[i + 1 :], cfg)
+            thanks = i > 0 and clause[i - 1] in ("thank", "thanks")
+            if word in _TARGETS and heard and not thanks:
+                return f"{' '.join(clause[i:])} (heard as {heard})"
     return None
+
+
+# Words allowed between "you" and a misheard insult ("you absolute moron").
+_INSULT_FILLERS = frozenset({"are", "re", "a", "an", "such", "absolute", "complete", "total"})
+
+
+def _misheard_insult(rest: Sequence[str], cfg: TransferConfig) -> str | None:
+    """The insult that the rest of a clause (after "you") sounds like, when
+    those one to three words are all that is left of the clause."""
+    words = list(rest)
+    while words and words[0] in _INSULT_FILLERS:
+        words.pop(0)
+    if not 1 <= len(words) <= 3:
+        return None
+    return lexicon.sounds_like(" ".join(words), cfg.fuzzy_insult_words, cfg.fuzzy_min_code_len)
 
 
 # --- repetition --------------------------------------------------------------------
@@ -274,10 +293,31 @@ def repetition(turn: TurnObservation, history: History, cfg: TransferConfig) -> 
             best,
             f'repeated turn {match.index} ("{match.caller_text.strip()}"), similarity {best:.2f}',
         )
+    again = _asked_again(turn, history, cfg)
+    if again is not None:
+        return Signal(
+            REPETITION, 1.0, f"asked again for {turn.intent} (turn {again.index}) after a miss"
+        )
     claim = _repetition_claim(turn.caller_text)
     if claim:
         return Signal(REPETITION, cfg.repetition_claim_value, f'said "{claim}"')
     return Signal(REPETITION, 0.0)
+
+
+def _asked_again(
+    turn: TurnObservation, history: History, cfg: TransferConfig
+) -> TurnObservation | None:
+    """The earlier turn with the same request when a misunderstanding or a
+    correction came in between: the caller repeats a request the bot got
+    wrong, however differently they word it the second time."""
+    if turn.intent not in cfg.request_intents:
+        return None
+    recent = list(history)[-cfg.repetition_lookback_turns :]
+    for i in range(len(recent) - 1, -1, -1):
+        if recent[i].intent == turn.intent:
+            between = recent[i + 1 :]
+            return recent[i] if any(misunderstood(t, cfg) for t in between) else None
+    return None
 
 
 def _repetition_claim(text: str) -> str | None:
@@ -419,10 +459,37 @@ def complexity_parts(turn: TurnObservation, cfg: TransferConfig) -> list[_Part]:
         parts.append(_Part(category, strength, f"intent {turn.intent}{_conf(turn)}"))
     if turn.dialogue_gave_up:
         parts.append(_Part(turn.dialogue_gave_up, 1.0, "the dialogue cannot go on"))
+    said = lexicon.normalise(turn.caller_text)
+    for phrase_category, phrases in cfg.complexity_phrases.items():
+        phrase = _first_phrase(said, phrases)
+        if phrase and phrase_category != category:
+            parts.append(_Part(phrase_category, 1.0, f'said "{phrase}"'))
+    own = own_problem(turn, cfg)
+    if own:
+        parts.append(_Part(cfg.own_problem_category, 1.0, f'own problem: said "{own}"'))
     multi = multi_part(turn, cfg)
     if multi:
         parts.append(multi)
     return parts
+
+
+def own_problem(turn: TurnObservation, cfg: TransferConfig) -> str | None:
+    """The phrase by which the caller reports a problem with their own
+    transaction, card or account, when Rasa took it for a question the bot
+    answers (or could not read it): "my top-up failed" needs a person even
+    when it sounds like "how do top-ups work?"."""
+    intent = turn.intent or ""
+    answerable = intent.startswith(tuple(cfg.own_problem_intent_prefixes))
+    if not answerable and intent not in cfg.own_problem_intents:
+        return None
+    said = lexicon.normalise(turn.caller_text)
+    if not any(lexicon.contains_phrase(said, w) for w in cfg.own_problem_owner_words):
+        return None
+    return _first_phrase(said, cfg.own_problem_phrases)
+
+
+def _first_phrase(normalised: str, phrases: Sequence[str]) -> str | None:
+    return next((p for p in phrases if lexicon.contains_phrase(normalised, p)), None)
 
 
 def multi_part(turn: TurnObservation, cfg: TransferConfig) -> _Part | None:

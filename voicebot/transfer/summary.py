@@ -28,6 +28,7 @@ from voicebot.transfer.signals import (
     REPETITION,
     Signal,
     compute_signals,
+    own_problem,
 )
 
 INTENT_LABELS: dict[str, str] = {
@@ -69,7 +70,7 @@ def summary(
     ``labels`` name the intents (the Rasa project's intents.yml; the bank's by default)."""
     facts = facts or VerifiedFacts()
     cfg = config or TransferConfig()
-    about = _about(turns, INTENT_LABELS if labels is None else labels)
+    about = _about(turns, INTENT_LABELS if labels is None else labels, cfg)
     if decision is None:
         return f"Asked {about}; handled by the assistant. {_who(facts)}"
     mood = _mood(turns, decision, cfg)
@@ -91,11 +92,15 @@ def topic_label(intent: str | None, labels: Mapping[str, str] = INTENT_LABELS) -
     return None
 
 
-def _about(turns: Sequence[TurnObservation], labels: Mapping[str, str]) -> str:
+def _about(turns: Sequence[TurnObservation], labels: Mapping[str, str], cfg: TransferConfig) -> str:
+    """The topics by label; the caller's own words where no label fits, or where
+    they report a problem of their own that the label would hide ("transfer
+    times" for "my transfer never arrived")."""
     topics: list[str] = []
     quote = ""
     for turn in turns:
-        if turn.intent in QUOTED_INTENTS and not quote and turn.caller_text.strip():
+        quotable = turn.intent in QUOTED_INTENTS or own_problem(turn, cfg) is not None
+        if quotable and not quote and turn.caller_text.strip():
             quote = _quoted(turn.caller_text)
         label = topic_label(turn.intent, labels)
         if label and label not in topics:
