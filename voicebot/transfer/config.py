@@ -334,14 +334,16 @@ class TransferConfig:
     # A caller's own unresolved problem (see DEFAULT_OWN_PROBLEM_PHRASES) goes to
     # a person as this category when Rasa read it as a question the bot answers
     # (an intent starting with one of ``own_problem_intent_prefixes``), or as one
-    # of ``own_problem_intents`` (not understood, another line, a request it
-    # cannot serve).  Never for a skill or a conversational intent: "sorry, I
-    # didn't catch that" asks for a repeat.
+    # of ``own_problem_intents`` (another line, a request it cannot serve).  Not
+    # for a turn it did not understand (``nlu_fallback``): guessing a problem from
+    # a garbled line sent routine callers to people, while asking again (and
+    # offering a person after two misses) costs one turn.  Never for a skill or
+    # a conversational intent.
     own_problem_phrases: Sequence[str] = DEFAULT_OWN_PROBLEM_PHRASES
     own_problem_owner_words: Sequence[str] = DEFAULT_OWNER_WORDS
     own_problem_category: str = "banking_request"
     own_problem_intent_prefixes: Sequence[str] = ("kb_",)
-    own_problem_intents: Sequence[str] = ("nlu_fallback", "out_of_scope", "service_request")
+    own_problem_intents: Sequence[str] = ("out_of_scope", "service_request")
     # Intents that are requests (for spotting several in one utterance).
     # fmt: off
     request_intents: Sequence[str] = (
