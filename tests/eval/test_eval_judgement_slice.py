@@ -36,7 +36,7 @@ def report(managed_rasa: ManagedRasa, tmp_path_factory: pytest.TempPathFactory) 
         "VOICEBOT_RASA_TOKEN": managed_rasa.token or "",
     }
     proc = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "scripts" / "eval_judgement"), "--slice", "ci",
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "eval_judgement.py"), "--slice", "ci",
          "--voices", *VOICES, "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=1500, check=False,
     )  # fmt: skip
