@@ -240,6 +240,8 @@ async def soak(
         )  # fmt: skip
         while not sipp.done():
             await asyncio.wait({sipp}, timeout=sample_s)
+            if sipp.done():  # what follows is the harness reading SIPp's output, not the server
+                break
             samples.append(
                 {
                     "t_s": round(time.monotonic() - started, 1),
@@ -252,6 +254,7 @@ async def soak(
         await wait_until(lambda: handler.active == 0 and not server.calls, 10)
         await asyncio.sleep(0.5)
         fds_after = open_fds()
+        rss_after = rss_kib()
     warm = samples[len(samples) // 5] if samples else {"rss_kib": rss_kib()}
     last = samples[-1] if samples else warm
     dropped = sum(n for reason, n in handler.hangups.items() if reason != "caller hung up")
@@ -268,5 +271,6 @@ async def soak(
         "rss_growth": round((last["rss_kib"] - warm["rss_kib"]) / warm["rss_kib"], 4),
         "fds_before": fds_before,
         "fds_after": fds_after,
+        "rss_kib_after_run": rss_after,  # the harness's own SIPp output parsing included
         "samples": samples,
     }
