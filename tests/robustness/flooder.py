@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 import time
@@ -46,13 +47,17 @@ def main() -> None:
     sock.bind((src, 0))
     me = sock.getsockname()[1]
     sent, start = 0, time.monotonic()
-    while time.monotonic() - start < seconds:
-        for _ in range(max(1, rate // 100)):
-            sent += 1
-            with contextlib.suppress(OSError):
-                sock.sendto(message(kind, src, me, sent), ("127.0.0.1", port))
-        time.sleep(max(0.0, start + sent / rate - time.monotonic()))
-    print(sent)
+    # SIGTERM ends an open-ended flood early; the count is printed either way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while time.monotonic() - start < seconds:
+            for _ in range(max(1, rate // 100)):
+                sent += 1
+                with contextlib.suppress(OSError):
+                    sock.sendto(message(kind, src, me, sent), ("127.0.0.1", port))
+            time.sleep(max(0.0, start + sent / rate - time.monotonic()))
+    finally:
+        print(sent, flush=True)
 
 
 if __name__ == "__main__":
