@@ -62,6 +62,11 @@ class Call:
             self.turns.push(frame)
             await asyncio.sleep(0)  # a live transport yields between packets
 
+    async def feed_off_loop(self, pcm: np.ndarray) -> None:
+        """As a live call feeds it: Silero on the VAD worker, one frame at a time."""
+        for frame in split_frames(pcm):
+            await self.turns.push_off_loop(frame)
+
     def of(self, kind: type) -> list:
         return [e for e in self.events if isinstance(e, kind)]
 
@@ -132,6 +137,21 @@ async def test_words_that_may_go_on_end_the_turn_after_their_own_wait() -> None:
     await asyncio.sleep(0.01)
     assert call.of(SpeechPaused) and not call.of(UtteranceEnded)  # transcript in, still waiting
     await call.feed(silence(0.2))
+    (ended,) = call.of(UtteranceEnded)
+    assert ended.utterance.endpoint_wait_s == pytest.approx(0.5, abs=0.04)
+    assert call.turns.early_ends == 1
+
+
+async def test_the_live_path_also_ends_the_turn_after_the_words_own_wait() -> None:
+    """Calls feed audio through ``push_off_loop``: a wait the transcript asked for must be
+    checked on every frame there too, not only when the transcript arrives (else the
+    turn waited out the full end silence)."""
+    stt = GatedStt("Yeah, go ahead")
+    call = Call(stt, wait=0.5)
+    await call.feed_off_loop(np.concatenate([speech(1.0), silence(0.4)]))
+    await asyncio.sleep(0.01)
+    assert call.of(SpeechPaused) and not call.of(UtteranceEnded)
+    await call.feed_off_loop(silence(0.2))
     (ended,) = call.of(UtteranceEnded)
     assert ended.utterance.endpoint_wait_s == pytest.approx(0.5, abs=0.04)
     assert call.turns.early_ends == 1

@@ -142,6 +142,7 @@ class TurnTaking:
         probs = await loop.run_in_executor(_VAD_WORKER, self.endpointer.vad.push, pcm)
         for event in self.endpointer.push_scored(pcm, probs):
             self._handle(event)
+        self._end_if_waited()
 
     async def transcript(self, utterance: Utterance) -> TurnTranscript:
         """The turn's transcript: the early one when it read this very audio."""
