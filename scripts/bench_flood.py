@@ -5,7 +5,13 @@ The whole pipeline runs (`voicebot serve`: SIP/RTP, Silero VAD, Whisper, Rasa, T
 The flood is 60-header OPTIONS at ``--rate`` per second from 127.0.0.2, which is
 not on ``allowed_peers``, so the server must drop it before parsing and the
 caller must not notice.  Quiet and flooded calls alternate, so drift on a shared
-machine hits both alike.  Writes bench/results/flood-<timestamp>.json.
+machine hits both alike, and each fixture is compared with itself (the paired
+ratio): fixtures differ by up to 2x in latency, so pooled medians of a few calls
+move with which fixtures happen to sit in the middle.  The flooder stands in for
+a remote host: it runs at nice 19, so on this one machine it takes CPU only when
+the server and its STT do not (every datagram still reaches the server's socket;
+the count sent is recorded).  The server's own CPU time per call is recorded, so
+the flood's direct cost is visible.  Writes bench/results/flood-<timestamp>.json.
 
     .venv/bin/python scripts/bench_flood.py [--rounds 3] [--rate 1000]
 """
@@ -52,10 +58,11 @@ async def one_call(server: Server, utterances: list[Utterance], flood_rate: int)
         flood = subprocess.Popen(
             [sys.executable, str(FLOODER), "options", STRANGER, str(server.sip_port),
              str(flood_rate), "600"],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(19),
         )  # fmt: skip
         await asyncio.sleep(1.0)  # the flood is running before the call starts
     uac = await open_uac(server)
+    cpu_before, started = server_cpu_s(server), time.monotonic()
     try:
         result = await run_call(uac, utterances)
     finally:
@@ -65,8 +72,32 @@ async def one_call(server: Server, utterances: list[Utterance], flood_rate: int)
             flood.terminate()
             out, _ = flood.communicate(timeout=10)
             sent = int(out or 0)
-    latencies = [t["latency_s"] for t in result.turns if t.get("latency_s") is not None]
-    return {"latencies": latencies, "error": result.error, "flood_sent": sent}
+    by_fixture = {t["fixture"]: t["latency_s"] for t in result.turns if t.get("latency_s")}
+    return {
+        "by_fixture": by_fixture,
+        "error": result.error,
+        "flood_sent": sent,
+        "server_cpu_share": round(
+            (server_cpu_s(server) - cpu_before) / (time.monotonic() - started), 3
+        ),
+    }
+
+
+def server_cpu_s(server: Server) -> float:
+    """User + system CPU seconds the server process has used so far."""
+    assert server.proc is not None
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def paired_ratios(calls: list[dict]) -> list[float]:
+    """flooded / quiet latency of the same fixture, for each round and fixture."""
+    ratios = []
+    for quiet, flooded in zip(calls[::2], calls[1::2], strict=True):
+        for fixture, latency in quiet["by_fixture"].items():
+            if fixture in flooded["by_fixture"]:
+                ratios.append(flooded["by_fixture"][fixture] / latency)
+    return ratios
 
 
 async def main(args: argparse.Namespace) -> dict:
@@ -82,12 +113,17 @@ async def main(args: argparse.Namespace) -> dict:
             for _ in range(args.rounds):
                 for rate, sink in ((0, quiet), (args.rate, flooded)):
                     call = await one_call(server, utterances, rate)
-                    sink.extend(call["latencies"])
+                    sink.extend(call["by_fixture"].values())
                     calls.append({"flood_rate": rate, **call})
         finally:
             server.stop()
         dropped = [line for line in server.log_lines if "not_allowed" in line][-3:]
-    ratio = statistics.median(flooded) / statistics.median(quiet)
+    paired = paired_ratios(calls)
+    ratio = statistics.median(paired)
+    cpu = {
+        rate: [c["server_cpu_share"] for c in calls if c["flood_rate"] == rate]
+        for rate in (0, args.rate)
+    }
     return {
         "timestamp": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
         "method": (
@@ -99,8 +135,18 @@ async def main(args: argparse.Namespace) -> dict:
         "loadavg": os.getloadavg(),
         "quiet": summary(quiet),
         "flooded": summary(flooded),
+        "pooled_median_ratio": round(statistics.median(flooded) / statistics.median(quiet), 3),
+        "paired": {
+            "n": len(paired),
+            "median_ratio": round(ratio, 3),
+            "p95_ratio": round(percentile(paired, 0.95), 3),
+        },
         "median_ratio": round(ratio, 3),
-        "target": "flooded median within 10 % of quiet",
+        "server_cpu_share_median": {
+            "quiet": statistics.median(cpu[0]),
+            "flooded": statistics.median(cpu[args.rate]),
+        },
+        "target": "flooded latency within 10 % of quiet (median of the paired per-fixture ratios)",
         "met": ratio < 1.10,
         "calls": calls,
         "server_log_tail": dropped,
@@ -115,5 +161,6 @@ if __name__ == "__main__":
     out = ROOT / "bench" / "results" / f"flood-{report['timestamp']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: report[k] for k in ("quiet", "flooded", "median_ratio", "met")}))
+    shown = ("quiet", "flooded", "paired", "server_cpu_share_median", "met")
+    print(json.dumps({k: report[k] for k in shown}))
     print(out)

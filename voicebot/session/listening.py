@@ -9,6 +9,7 @@ exactly like a phone call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -77,6 +78,13 @@ class Listening:
             self.inbox.post(event)
         elif isinstance(event, NoiseDiscarded):
             self._caller_speaking = False
+            # Debug only: a caller whose words vanish shows up here, not as a turn.
+            self.log.event(
+                "noise_discarded",
+                logging.DEBUG,
+                started_at=round(event.started_at, 2),
+                voiced_s=round(event.voiced_s, 3),
+            )
 
     def become_idle(self) -> None:
         """The bot has answered everything: the silence clock starts now."""
