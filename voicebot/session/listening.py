@@ -9,7 +9,6 @@ exactly like a phone call.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -78,10 +77,9 @@ class Listening:
             self.inbox.post(event)
         elif isinstance(event, NoiseDiscarded):
             self._caller_speaking = False
-            # Debug only: a caller whose words vanish shows up here, not as a turn.
+            # One line per blip: a caller whose words vanish shows up here, not as a turn.
             self.log.event(
                 "noise_discarded",
-                logging.DEBUG,
                 started_at=round(event.started_at, 2),
                 voiced_s=round(event.voiced_s, 3),
             )
