@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,6 +232,7 @@ async def run_call(
     caller: str = "+15550100",
     gap_s: float = 0.6,
     talk_over_s: float | None = None,
+    on_answered: Callable[[str, int], None] | None = None,
 ) -> CallResult:
     """One call.  With ``talk_over_s`` each utterance after the first starts that long after
     the bot's reply to the previous one began (barge-in), instead of after it ended."""
@@ -287,6 +289,8 @@ async def run_call(
         body = ok.split("\r\n\r\n", 1)[1]
         rport = int(re.search(r"m=audio (\d+)", body).group(1))  # type: ignore[union-attr]
         rhost = re.search(r"c=IN IP4 (\S+)", body).group(1)  # type: ignore[union-attr]
+        if on_answered is not None:
+            on_answered(rhost, rport)  # the bot's media address, e.g. for a junk-RTP flood
 
         async def sip_loop() -> None:  # answer BYE/re-sent 200s while the call runs
             while True:

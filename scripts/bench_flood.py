@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""A real call's voice-to-voice latency with and without a SIP flood from a stranger.
+"""A real call's voice-to-voice latency with and without a flood from a stranger.
 
 The whole pipeline runs (`voicebot serve`: SIP/RTP, Silero VAD, Whisper, Rasa, TTS).
-The flood is 60-header OPTIONS at ``--rate`` per second from 127.0.0.2, which is
-not on ``allowed_peers``, so the server must drop it before parsing and the
-caller must not notice.  Quiet and flooded calls alternate, so drift on a shared
-machine hits both alike, and each fixture is compared with itself (the paired
-ratio): fixtures differ by up to 2x in latency, so pooled medians of a few calls
-move with which fixtures happen to sit in the middle.  The flooder stands in for
-a remote host: it runs at nice 19, so on this one machine it takes CPU only when
-the server and its STT do not (every datagram still reaches the server's socket;
-the count sent is recorded).  The server's own CPU time per call is recorded, so
-the flood's direct cost is visible.  Writes bench/results/flood-<timestamp>.json.
+``--kind sip``: 60-header OPTIONS at ``--rate`` per second from 127.0.0.2, which
+is not on ``allowed_peers``, so the server must drop it before parsing; ``--kind
+rtp``: junk datagrams from 127.0.0.2 into the call's own RTP port, which must be
+dropped as not from the call's peer.  Either way the caller must not notice.
 
-    .venv/bin/python scripts/bench_flood.py [--rounds 3] [--rate 1000]
+Quiet and flooded calls alternate, so drift on a shared machine hits both alike,
+and each fixture is compared with itself (the paired ratio): fixtures differ by
+up to 2x in latency, so pooled medians of a few calls move with which fixtures
+happen to sit in the middle.  The flooder stands in for a remote host: it runs
+at nice 19, so on this one machine it takes CPU only when the server and its STT
+do not (every datagram still reaches the server's socket; the count sent is
+recorded).  The server's own CPU time per call is recorded, so the flood's
+direct cost is visible.  Writes bench/results/flood-<kind>-<timestamp>.json.
+
+    .venv/bin/python scripts/bench_flood.py [--rounds 3] [--rate 1000] [--kind sip|rtp]
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from bench_calls import ONE_CALL_SET, Server, Utterance, open_uac, run_call
 ROOT = Path(__file__).resolve().parent.parent
 FLOODER = ROOT / "tests" / "robustness" / "flooder.py"
 STRANGER = "127.0.0.2"
+FLOODS = {
+    "sip": "60-header OPTIONS to the SIP port (not allowlisted)",
+    "rtp": "junk datagrams (half RTP v2) to the call's own RTP port",
+}
 CONFIG = '[sip]\nallowed_peers = ["127.0.0.1/32"]\n'
 
 
@@ -51,27 +58,38 @@ def summary(latencies: list[float]) -> dict[str, float | int]:
     }
 
 
-async def one_call(server: Server, utterances: list[Utterance], flood_rate: int) -> dict:
-    """One call; with ``flood_rate`` a stranger floods the SIP port for the whole call."""
-    flood = None
-    if flood_rate:
-        flood = subprocess.Popen(
-            [sys.executable, str(FLOODER), "options", STRANGER, str(server.sip_port),
-             str(flood_rate), "600"],
-            stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(19),
-        )  # fmt: skip
+def start_flooder(kind: str, port: int, rate: int) -> subprocess.Popen:
+    """The stranger's flood, at nice 19 (it stands in for another host)."""
+    return subprocess.Popen(
+        [sys.executable, str(FLOODER), kind, STRANGER, str(port), str(rate), "600"],
+        stdout=subprocess.PIPE, text=True, preexec_fn=lambda: os.nice(19),
+    )  # fmt: skip
+
+
+async def one_call(server: Server, utterances: list[Utterance], kind: str, rate: int) -> dict:
+    """One call; with ``rate`` a stranger floods for the whole call: the SIP port
+    (``kind`` "sip", from before the call starts) or the call's own RTP port ("rtp",
+    from the moment it is answered)."""
+    floods: list[subprocess.Popen] = []
+    if rate and kind == "sip":
+        floods.append(start_flooder("options", server.sip_port, rate))
         await asyncio.sleep(1.0)  # the flood is running before the call starts
+
+    def junk_rtp(_host: str, port: int) -> None:
+        if rate and kind == "rtp":
+            floods.append(start_flooder("rtp", port, rate))
+
     uac = await open_uac(server)
     cpu_before, started = server_cpu_s(server), time.monotonic()
     try:
-        result = await run_call(uac, utterances)
+        result = await run_call(uac, utterances, on_answered=junk_rtp)
     finally:
         uac.close()
         sent = 0
-        if flood is not None:
+        for flood in floods:
             flood.terminate()
             out, _ = flood.communicate(timeout=10)
-            sent = int(out or 0)
+            sent += int(out or 0)
     by_fixture = {t["fixture"]: t["latency_s"] for t in result.turns if t.get("latency_s")}
     return {
         "by_fixture": by_fixture,
@@ -106,13 +124,13 @@ async def main(args: argparse.Namespace) -> dict:
         server = Server(CONFIG, Path(workdir))
         await asyncio.to_thread(server.start)
         try:
-            await one_call(server, utterances[:2], 0)  # warm-up: models and caches
+            await one_call(server, utterances[:2], args.kind, 0)  # warm-up: models and caches
             quiet: list[float] = []
             flooded: list[float] = []
             calls: list[dict] = []
             for _ in range(args.rounds):
                 for rate, sink in ((0, quiet), (args.rate, flooded)):
-                    call = await one_call(server, utterances, rate)
+                    call = await one_call(server, utterances, args.kind, rate)
                     sink.extend(call["by_fixture"].values())
                     calls.append({"flood_rate": rate, **call})
         finally:
@@ -128,7 +146,7 @@ async def main(args: argparse.Namespace) -> dict:
         "timestamp": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
         "method": (
             f"{len(utterances)} fixtures per call, quiet and flooded calls alternating for "
-            f"{args.rounds} rounds; flood: 60-header OPTIONS from {STRANGER} (not allowlisted) "
+            f"{args.rounds} rounds; flood: {FLOODS[args.kind]} from {STRANGER} "
             f"at {args.rate}/s for the whole call; latency: end of the caller's words to the "
             "bot's first audio, over real SIP/RTP"
         ),
@@ -157,8 +175,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=int, default=1000)
-    report = asyncio.run(main(parser.parse_args()))
-    out = ROOT / "bench" / "results" / f"flood-{report['timestamp']}.json"
+    parser.add_argument(
+        "--kind", choices=("sip", "rtp"), default="sip",
+        help="sip: 60-header OPTIONS at the SIP port; rtp: junk into the call's RTP port",
+    )  # fmt: skip
+    args = parser.parse_args()
+    report = asyncio.run(main(args))
+    report["kind"] = args.kind
+    out = ROOT / "bench" / "results" / f"flood-{args.kind}-{report['timestamp']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     shown = ("quiet", "flooded", "paired", "server_cpu_share_median", "met")
