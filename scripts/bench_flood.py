@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_calls import ONE_CALL_SET, Server, Utterance, open_uac, run_call
+from bench_calls import ONE_CALL_SET, RESULTS, ROUTINE, Server, Utterance, open_uac, run_call
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOODER = ROOT / "tests" / "robustness" / "flooder.py"
@@ -119,7 +119,7 @@ def paired_ratios(calls: list[dict]) -> list[float]:
 
 
 async def main(args: argparse.Namespace) -> dict:
-    utterances = [Utterance.load(f) for f in ONE_CALL_SET]
+    utterances = [Utterance.load(f) for f in (ROUTINE if args.quick else ONE_CALL_SET)]
     with tempfile.TemporaryDirectory(prefix="voicebot-bench-flood-") as workdir:
         server = Server(CONFIG, Path(workdir))
         await asyncio.to_thread(server.start)
@@ -174,6 +174,11 @@ async def main(args: argparse.Namespace) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run: the 4 routine fixtures per call (use with --rounds 1)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument(
         "--kind", choices=("sip", "rtp"), default="sip",
@@ -181,8 +186,8 @@ if __name__ == "__main__":
     )  # fmt: skip
     args = parser.parse_args()
     report = asyncio.run(main(args))
-    report["kind"] = args.kind
-    out = ROOT / "bench" / "results" / f"flood-{args.kind}-{report['timestamp']}.json"
+    report["kind"], report["quick"] = args.kind, args.quick
+    out = args.out / f"flood-{args.kind}-{report['timestamp']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     shown = ("quiet", "flooded", "paired", "server_cpu_share_median", "met")
