@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.sip_call_rig import require
-from voicebot.config import PROJECT_ROOT
+from voicebot.config import PROJECT_ROOT, load_config
 from voicebot.dialogue.paths import RASA_LAUNCHER, rasa_venv
 from voicebot.dialogue.rasa_client import RasaClient
 from voicebot.dialogue.rasa_server import ACTIONS_LAUNCHER
@@ -140,7 +140,9 @@ def test_the_rasa_token_only_travels_in_the_environment_file() -> None:
         assert SECRETS in unit.values("Service", "EnvironmentFile"), name
         assert "VOICEBOT_RASA_TOKEN" not in unit.environment(), name
         for key in ("ExecStart", "ExecStartPost"):
-            assert not re.search("token", " ".join(unit.values("Service", key)), re.I), name
+            assert not re.search(
+                "token|password|secret", " ".join(unit.values("Service", key)), re.I
+            )
 
 
 def test_the_rasa_units_run_what_managed_rasa_runs() -> None:
@@ -252,3 +254,13 @@ def test_the_readiness_wait_gives_up_with_one_line_when_nothing_answers() -> Non
     )  # fmt: skip
     assert result.returncode == 1 and 1.5 <= time.monotonic() - started < 10
     assert result.stderr.strip().endswith("not ready within 1.5 s (nothing answered)")
+
+
+def test_the_deployment_guides_settings_are_a_valid_config(tmp_path: Path) -> None:
+    guide = (PROJECT_ROOT / "docs" / "DEPLOYMENT.md").read_text()
+    (toml,) = re.findall(r"<<'TOML'\n(.*?)\nTOML\n", guide, re.S)
+    path = tmp_path / "voicebot.toml"
+    path.write_text(toml)
+    config = load_config(path)  # ConfigError names a wrong key
+    assert config.dialogue.rasa_url == "http://127.0.0.1:5005"  # voicebot-rasa's defaults
+    assert "5005" in Unit.load(RASA).environment()["RASA_PORT"]
