@@ -26,7 +26,7 @@ import pytest
 
 from tests.e2e.sip_call_rig import require
 from voicebot.config import PROJECT_ROOT, load_config
-from voicebot.dialogue.paths import RASA_LAUNCHER, rasa_venv
+from voicebot.dialogue.paths import RASA_LAUNCHER, rasa_python, rasa_venv
 from voicebot.dialogue.rasa_client import RasaClient
 from voicebot.dialogue.rasa_server import ACTIONS_LAUNCHER
 from voicebot.dialogue.training import train
@@ -248,7 +248,7 @@ async def test_the_units_commands_serve_a_conversation_only_with_the_token(
 def test_the_readiness_wait_gives_up_with_one_line_when_nothing_answers() -> None:
     started = time.monotonic()
     result = subprocess.run(
-        [str(rasa_venv() / "bin" / "python"), "wait_ready.py",
+        [str(rasa_python()), "wait_ready.py",
          f"http://127.0.0.1:{free_port()}/status", "--timeout", "1.5"],
         cwd=PROJECT_ROOT / "rasa_project", capture_output=True, text=True, timeout=30,
     )  # fmt: skip
