@@ -7,7 +7,9 @@ One ``voicebot serve`` (SQLite, its own Rasa, as each cluster instance runs
 it) on loopback; the caller side is the voice-to-voice bench's SIP/RTP UAC
 (``scripts/bench_calls.py``: latency = the caller's last voiced frame → the
 bot's first voiced frame).  Concurrency steps up until the p95 passes twice
-``--target`` or the time budget would run out.
+``--target`` or the time budget would run out.  One warm-up call goes first,
+not counted (a run without it saw its two slowest 1-call turns in the first
+two rounds after start-up).
 
 A level is several rounds of ``n`` calls at once (at least ``--rounds``, and
 enough for ``--min-turns`` timed turns): with 24 turns or more, one stray
@@ -192,7 +194,9 @@ async def run(args: argparse.Namespace) -> dict:
         "machine": machine(),
         "method": "one voicebot serve (own Rasa, SQLite) on loopback; the voice-to-voice "
         f"bench's callers ({', '.join(ROUTINE)}); per level at least {args.rounds} rounds and "
-        f"{args.min_turns} timed turns, p95 over all of them; levels stop once p95 passes "
+        f"{args.min_turns} timed turns, p95 over all of them; "
+        f"{'one warm-up call first (not counted); ' if args.warmup else ''}"
+        "levels stop once p95 passes "
         "twice the target or the time budget would run out",
         "levels": [],
     }
@@ -202,6 +206,9 @@ async def run(args: argparse.Namespace) -> dict:
         try:
             await asyncio.to_thread(server.start)
             report["ready_s"] = round(server.ready_s, 1)
+            if args.warmup:  # the first calls after start-up run slower (not counted)
+                warm = await concurrent_calls(server, 1, [Utterance.load(f) for f in ROUTINE])
+                report["warmup_latency"] = warm["latency"]
             round_s = 0.0  # the longest round so far: the estimate for the next level
             for calls in args.levels:
                 rounds = rounds_for(calls, args.min_turns, args.rounds)
@@ -276,6 +283,8 @@ def main() -> int:
     parser.add_argument("--levels", default="1,2,3,4")
     parser.add_argument("--min-turns", type=int, default=24, help="timed turns per level")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per level, at least")
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True,
+                        help="one call before the first level, not counted")  # fmt: skip
     parser.add_argument("--budget-min", type=float, default=14.0,
                         help="start no level that would end after this many minutes")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
