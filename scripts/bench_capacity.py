@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
 """Calls per instance at the latency target, and the capacity model it implies.
 
-    flock /tmp/voicebot-bench.lock scripts/bench_capacity.py [--target 0.9] [--levels 1,2,3,4,6,8]
+    flock /tmp/voicebot-bench.lock scripts/bench_capacity.py [--target 0.9] [--levels 1,2,3,4]
 
 One ``voicebot serve`` (SQLite, its own Rasa, as each cluster instance runs
 it) on loopback; the caller side is the voice-to-voice bench's SIP/RTP UAC
 (``scripts/bench_calls.py``: latency = the caller's last voiced frame → the
 bot's first voiced frame).  Concurrency steps up until the p95 passes twice
-``--target``; each level records p50/p95, the STT, endpointing and dialogue
-times (from the records), CPU and RSS per process (voicebot, Rasa, action
-server) and the load average before and after.  Writes
-``bench/results/capacity-<UTC>.json``: calls per instance = the last level
-before the first one whose p95 missed the target (also read at 0.9, 1.2 and
-1.5 s), calls per core = that ÷ cores.
+``--target`` or the time budget would run out.  One warm-up call goes first,
+not counted (a run without it saw its two slowest 1-call turns in the first
+two rounds after start-up).
+
+A level is several rounds of ``n`` calls at once (at least ``--rounds``, and
+enough for ``--min-turns`` timed turns): with 24 turns or more, one stray
+slow turn cannot set the p95 (it takes the top rank, past the 95th
+percentile).  Each level records the median and p95 over all its turns and
+per round, the far-out outliers (Tukey: above Q3 + 3·IQR) with the p95
+without them, the STT, endpointing and dialogue times (from the records),
+CPU and RSS per process (voicebot, Rasa, action server) and the load average
+before and after.  Writes ``bench/results/capacity-<UTC>.json``: calls per
+instance = the last level before the first one whose p95 missed the target
+(also read at 0.9, 1.2 and 1.5 s, and without outliers), calls per core =
+that ÷ cores.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -44,6 +54,7 @@ RESULTS = ROOT / "bench" / "results"
 ROLES = ("voicebot", "rasa", "actions")
 STOP_OVER = 2.0  # stop stepping once p95 exceeds this many times the target
 TARGETS_S = (0.9, 1.2, 1.5)  # the curve read at other targets too, for sizing
+FAR_OUT = 3.0  # Tukey's fence for far-out values: Q3 + 3·IQR
 
 
 def role(process: psutil.Process) -> str:
@@ -103,35 +114,67 @@ class InstanceServer(Server):
         self.cmd[0:1] = [sys.executable, "-m", "voicebot"]
 
 
-def stage_seconds(server: Server, level: dict, stage: str) -> list[float]:
+def stage_seconds(server: Server, results: list, stage: str) -> list[float]:
     """One stage's time (``stt_s``, ``endpoint_wait_s``…) over this level's timed
     turns, from the call records."""
     records = server.records()
     return [
         t["timings"][stage]
-        for r in level["_results"]
+        for r in results
         for t in (records.get(r.sip_call_id) or {}).get("turns", [])
         if t.get("input") == "speech" and (t.get("timings") or {}).get(stage) is not None
     ]
 
 
-async def step(server: Server, calls: int, min_turns: int) -> dict:
+def latencies(results: list) -> list[float]:
+    return [t["latency_s"] for r in results for t in r.turns if t["latency_s"] is not None]
+
+
+def outliers(values: list[float]) -> dict:
+    """Far-out values (Tukey: above Q3 + 3·IQR) and the summary without them, so a
+    reader sees whether a level's p95 rests on a few stray turns."""
+    q1, q3 = bench_calls.pct(values, 0.25), bench_calls.pct(values, 0.75)
+    if q1 is None or q3 is None:
+        return {"fence_s": None, "count": 0, "values_s": [], "without": bench_calls.summary([])}
+    fence = round(q3 + FAR_OUT * (q3 - q1), 4)
+    far = sorted(v for v in values if v > fence)
+    return {
+        "fence_s": fence,
+        "count": len(far),
+        "values_s": far,
+        "without": bench_calls.summary([v for v in values if v <= fence]),
+    }
+
+
+def rounds_for(calls: int, min_turns: int, min_rounds: int) -> int:
+    return max(min_rounds, math.ceil(min_turns / (calls * len(ROUTINE))))
+
+
+async def step(server: Server, calls: int, rounds: int, target: float) -> dict:
+    """``rounds`` rounds of ``calls`` calls at once, summarised over all and per round."""
     load_before = [round(x, 2) for x in os.getloadavg()]
     routine = [Utterance.load(f) for f in ROUTINE]
+    per_round: list[dict] = []
     with Usage(server) as usage:
-        level = await concurrent_calls(server, calls, routine, min_turns)
+        for _ in range(rounds):  # one round each: its own summary
+            per_round.append(await concurrent_calls(server, calls, routine))
+    results = [r for level in per_round for r in level["_results"]]
+    lat = latencies(results)
     stages = {
-        stage: bench_calls.summary(stage_seconds(server, level, stage))
+        stage: bench_calls.summary(stage_seconds(server, results, stage))
         for stage in ("stt_s", "endpoint_wait_s", "dialogue_s")
     }
-    turns = level["latency"]["n"] or 1
-    level.pop("_results")
+    round_p95 = [level["latency"]["p95_s"] for level in per_round]
+    turns = len(lat) or 1
     return {
         "calls": calls,
-        "rounds": level["rounds"],
-        "latency": level["latency"],
-        "turns_without_reply": level["turns_without_reply"],
-        "failed_calls": level["failed_calls"],
+        "rounds": rounds,
+        "latency": bench_calls.summary(lat),
+        "latency_by_round": [level["latency"] for level in per_round],
+        "rounds_p95_within_target": sum(1 for p in round_p95 if p is not None and p <= target),
+        "outliers": outliers(lat),
+        "turns_without_reply": sum(level["turns_without_reply"] for level in per_round),
+        "failed_calls": [e for level in per_round for e in level["failed_calls"]],
         **stages,
         "cpu_s": usage.cpu_s,
         "cpu_percent_of_one_core": round(100 * sum(usage.cpu_s.values()) / usage.wall_s, 1),
@@ -150,48 +193,76 @@ async def run(args: argparse.Namespace) -> dict:
         "target_p95_s": args.target,
         "machine": machine(),
         "method": "one voicebot serve (own Rasa, SQLite) on loopback; the voice-to-voice "
-        f"bench's callers ({', '.join(ROUTINE)}), {args.min_turns}+ timed turns per level; "
-        "levels stop once p95 passes twice the target",
+        f"bench's callers ({', '.join(ROUTINE)}); per level at least {args.rounds} rounds and "
+        f"{args.min_turns} timed turns, p95 over all of them; "
+        f"{'one warm-up call first (not counted); ' if args.warmup else ''}"
+        "levels stop once p95 passes "
+        "twice the target or the time budget would run out",
         "levels": [],
     }
+    budget_s, started = args.budget_min * 60, time.monotonic()
     with tempfile.TemporaryDirectory(prefix="voicebot-capacity-") as tmp:
         server = InstanceServer("", Path(tmp))
         try:
             await asyncio.to_thread(server.start)
             report["ready_s"] = round(server.ready_s, 1)
+            if args.warmup:  # the first calls after start-up run slower (not counted)
+                warm = await concurrent_calls(server, 1, [Utterance.load(f) for f in ROUTINE])
+                report["warmup_latency"] = warm["latency"]
+            round_s = 0.0  # the longest round so far: the estimate for the next level
             for calls in args.levels:
-                print(f"capacity: {calls} call(s) at once…", file=sys.stderr, flush=True)
-                level = await step(server, calls, args.min_turns)
+                rounds = rounds_for(calls, args.min_turns, args.rounds)
+                if time.monotonic() - started + rounds * round_s > budget_s:
+                    report["stopped_before"] = {"calls": calls, "why": "time budget"}
+                    break
+                print(f"capacity: {calls} call(s) at once, {rounds} rounds…", file=sys.stderr,
+                      flush=True)  # fmt: skip
+                level = await step(server, calls, rounds, args.target)
                 report["levels"].append(level)
                 save(report, args.out)  # a level measured is never lost
-                print(f"  p95 {level['latency']['p95_s']} s", file=sys.stderr, flush=True)
-                if (level["latency"]["p95_s"] or float("inf")) > STOP_OVER * args.target:
+                round_s = max(round_s, level["wall_s"] / rounds)
+                print(f"  {summary_line(level)}", file=sys.stderr, flush=True)
+                if p95(level) > STOP_OVER * args.target:
                     break  # far past the target: higher levels only take longer
         finally:
             server.stop()
     report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     cores = report["machine"]["nproc"]
-    report["capacity"] = model(report["levels"], args.target, cores)
+    levels = report["levels"]
+    report["capacity"] = model(levels, args.target, cores)
     report["capacity_at"] = {
-        f"{t}": model(report["levels"], t, cores)["calls_per_instance_at_target"] for t in TARGETS_S
+        f"{t}": model(levels, t, cores)["calls_per_instance_at_target"] for t in TARGETS_S
+    }
+    report["capacity_without_outliers_at"] = {
+        f"{t}": model(levels, t, cores, without_outliers=True)["calls_per_instance_at_target"]
+        for t in TARGETS_S
     }
     return report
 
 
-def model(levels: list[dict], target: float, cores: int) -> dict:
+def summary_line(level: dict) -> str:
+    lat = level["latency"]
+    return f"p50 {lat['p50_s']} s, p95 {lat['p95_s']} s, {level['outliers']['count']} outlier(s)"
+
+
+def p95(level: dict, without_outliers: bool = False) -> float:
+    latency = level["outliers"]["without"] if without_outliers else level["latency"]
+    return latency["p95_s"] if latency["p95_s"] is not None else float("inf")
+
+
+def model(levels: list[dict], target: float, cores: int, without_outliers: bool = False) -> dict:
     """The sizing rule: calls an instance carries within the target, per core."""
     best = None
     for lv in levels:  # in order of load: the first miss ends the range
-        if (lv["latency"]["p95_s"] or float("inf")) > target:
+        if p95(lv, without_outliers) > target:
             break
         best = lv
     calls = best["calls"] if best else 0
     return {
         "calls_per_instance_at_target": calls,
-        "p95_s_at_that_load": best["latency"]["p95_s"] if best else None,
+        "p95_s_at_that_load": p95(best, without_outliers) if best else None,
         "first_level_over_target": next(
-            (lv["calls"] for lv in levels if (lv["latency"]["p95_s"] or float("inf")) > target),
-            None,
+            (lv["calls"] for lv in levels if p95(lv, without_outliers) > target), None
         ),
         "cores": cores,
         "calls_per_core": round(calls / cores, 2),
@@ -209,8 +280,13 @@ def save(report: dict, out: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=0.9, help="p95 voice-to-voice, s")
-    parser.add_argument("--levels", default="1,2,3,4,6,8")
-    parser.add_argument("--min-turns", type=int, default=12)
+    parser.add_argument("--levels", default="1,2,3,4")
+    parser.add_argument("--min-turns", type=int, default=24, help="timed turns per level")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per level, at least")
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True,
+                        help="one call before the first level, not counted")  # fmt: skip
+    parser.add_argument("--budget-min", type=float, default=14.0,
+                        help="start no level that would end after this many minutes")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.levels = [int(x) for x in args.levels.split(",")]

@@ -2,7 +2,7 @@
 """Cluster figures for sizing: Kamailio's set-up overhead, failover after kill -9,
 and the capacity model implied by the single-instance latency bench.
 
-    scripts/bench_cluster.py [--calls 20] [--out bench/results]
+    flock /tmp/voicebot-bench.lock scripts/bench_cluster.py [--calls 20] [--kills 2]
 
 Runs inside a private network namespace (re-executes itself under
 ``unshare -n``) with the same cluster as ``scripts/cluster``: PostgreSQL, one
@@ -12,14 +12,19 @@ Rasa, three ``voicebot serve`` instances, Kamailio.  Writes
 * set-up: SIPp INVITE → 200 OK times, ``--calls`` calls straight to an
   instance and as many through Kamailio, one at a time (so queueing does not
   blur the proxy's share), three interleaved rounds each;
-* failover: calls arrive through Kamailio at 2/s; one instance is killed with
-  SIGKILL.  From Kamailio's log: how long INVITEs sent to the dead instance
-  took to fail over, and when the last one was sent to it;
+* spread: how Kamailio shared the set-up calls out over the three instances;
+* failover (``--kills`` drills, one instance after another): calls arrive
+  through Kamailio at 2/s and one instance is killed with SIGKILL.  From
+  Kamailio's log: how long each INVITE sent to the dead instance waited
+  before Kamailio sent it to a live one (the caller's extra set-up time), and
+  when the last INVITE went to the dead instance (then it is out of rotation);
 * capacity: calls per instance at the latency target, read from the newest
   ``capacity-*.json`` (``scripts/bench_capacity.py``, concurrency stepped on one
   instance) or else the newest ``bench-*.json``, and what that means per core;
 * kill -9: how many of the dead instance's calls another instance marked
   interrupted (none may stay ``in_progress``).
+
+The load average is recorded before and after (the machine is shared).
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ async def setup_times(cluster, workdir: Path, wav: Path, calls: int, rounds: int
             if run.returncode == 0 and mean is not None:
                 means[name].append(mean)
     figures: dict = {f"{name}_round_means_ms": values for name, values in means.items()}
+    figures["spread_via_kamailio"] = spread(cluster)
     if means["direct"] and means["via_kamailio"]:
         direct, proxied = (
             statistics.median(means["direct"]),
@@ -122,10 +128,22 @@ async def setup_times(cluster, workdir: Path, wav: Path, calls: int, rounds: int
     return figures
 
 
-async def failover(cluster, workdir: Path, wav: Path) -> dict:
+def spread(cluster) -> dict:
+    """INVITEs Kamailio relayed so far, per instance (count and share)."""
+    hosts = [host for _, host, _ in cluster.routed()]
+    names = {i.host: i.name for i in cluster.instances}
+    counts = {names.get(h, h): hosts.count(h) for h in sorted(set(hosts))}
+    return {
+        "invites": len(hosts),
+        "per_instance": counts,
+        "share": {name: round(n / len(hosts), 3) for name, n in counts.items()},
+    }
+
+
+async def failover(cluster, workdir: Path, wav: Path, victim, prefix: str) -> dict:
+    """One kill -9 drill: calls through Kamailio at 2/s, ``victim`` killed 4 s in."""
     from tests.e2e.sip_call_rig import run_sipp_callers
 
-    victim = cluster.instances[-1]
     workdir.mkdir(parents=True, exist_ok=True)
     load = asyncio.create_task(
         run_sipp_callers(
@@ -135,7 +153,7 @@ async def failover(cluster, workdir: Path, wav: Path) -> dict:
             at_once=24,
             rate=2,
             pause_ms=3000,
-            caller_prefix="+1555900",
+            caller_prefix=prefix,
             server_port=5060,
             timeout_s=90,
         )
@@ -145,21 +163,25 @@ async def failover(cluster, workdir: Path, wav: Path) -> dict:
     victim.signal(signal.SIGKILL)
     run = await load
     reaped = await interrupted_by_cluster(cluster, victim.name, killed_at)
-    sent = [(c, t) for c, h, t in cluster.routed() if h == victim.host and t > killed_at]
-    failed = {c: t for c, h, t in cluster.failovers() if h == victim.host and t > killed_at}
-    delays = [round(failed[c] - t, 3) for c, t in sent if c in failed]
+    routed = cluster.routed()
+    sent = [(c, t) for c, h, t in routed if h == victim.host and t > killed_at]
+    # The same INVITE sent on to a live instance: when the caller's set-up resumed.
+    resent = {c: t for c, h, t in routed if h != victim.host and t > killed_at}
+    delays = [round(resent[c] - t, 3) for c, t in sent if c in resent]
     return {
-        "probe_interval_s": 1,
-        "invite_timeout_s": 1.5,
+        "victim": victim.name,
         "invites_sent_to_dead_instance": len(sent),
         "failover_delay_s": delays,
         "failover_delay_max_s": max(delays) if delays else None,
+        "invites_after_kill_by_instance": {
+            i.name: sum(1 for _, h, t in routed if h == i.host and t > killed_at)
+            for i in cluster.instances
+        },
         "last_invite_to_dead_instance_after_kill_s": (
             round(max(t for _, t in sent) - killed_at, 3) if sent else None
         ),
         "calls_failed_at_caller": _failed_calls(run.output),
         **reaped,
-        "note": "calls set up after the kill never fail: Kamailio retries the next instance",
     }
 
 
@@ -208,6 +230,7 @@ async def run(args: argparse.Namespace) -> dict:
     from voicebot.dialogue.rasa_server import ManagedRasa
     from voicebot.dialogue.training import train
 
+    load_before = [round(x, 2) for x in os.getloadavg()]
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     wav = write_wav(workdir / "caller_ulaw.wav", np.concatenate([silence(1.0)]), 8000, "ulaw")
@@ -219,21 +242,48 @@ async def run(args: argparse.Namespace) -> dict:
             report = {
                 "startup_s": {i.name: round(i.startup_s, 1) for i in cluster.instances},
                 "setup": await setup_times(cluster, workdir / "setup", wav, args.calls),
-                "failover": await failover(cluster, workdir / "failover", wav),
             }
+            drills = []
+            for n in range(args.kills):  # the last instances, one after another
+                victim = cluster.instances[-1 - n]
+                where = workdir / f"failover-{n}"
+                drills.append(await failover(cluster, where, wav, victim, f"+155590{n}"))
+            report["failover"] = summarise_drills(drills)
         finally:
             await asyncio.to_thread(cluster.stop)
     report["capacity"] = capacity(RESULTS)
-    report["machine"] = {"nproc": os.cpu_count()}
+    report["machine"] = {"nproc": os.cpu_count(), "loadavg_at_start": load_before,
+                         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     return report
+
+
+def summarise_drills(drills: list[dict]) -> dict:
+    """Every kill -9 drill, and the failover delays over all of them."""
+    delays = [d for drill in drills for d in drill["failover_delay_s"]]
+    after = [d["last_invite_to_dead_instance_after_kill_s"] for d in drills]
+    return {
+        "probe_interval_s": 1,
+        "invite_timeout_s": 1.5,
+        "drills": drills,
+        "failover_delay_s": delays,
+        "failover_delay_median_s": statistics.median(delays) if delays else None,
+        "failover_delay_max_s": max(delays) if delays else None,
+        "out_of_rotation_after_kill_max_s": max((a for a in after if a is not None), default=None),
+        "note": "an INVITE sent to the dead instance is sent on to a live one after the "
+        "INVITE timeout; calls set up after the kill never fail at the caller (the calls "
+        "in progress on the killed instance are lost, and marked interrupted)",
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20, help="set-up samples per path")
+    parser.add_argument("--kills", type=int, default=2, help="kill -9 drills (1 or 2)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--workdir", default="/tmp/voicebot-bench-cluster")
     args = parser.parse_args()
+    if not 1 <= args.kills <= 2:
+        parser.error("--kills must be 1 or 2 (one instance stays up)")
     if not os.environ.get(IN_NETNS):
         base = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
         command = [*base, "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
