@@ -515,7 +515,7 @@ def multi_part(turn: TurnObservation, cfg: TransferConfig) -> _Part | None:
     """
     ranked = _ranked_requests(turn, cfg)
     worded = _worded_requests(turn.caller_text, cfg)
-    asked = _asked_beside_one_answer(turn, cfg)
+    asked = asked_beside_one_answer(turn, cfg)
     strength = 0.0
     if (len(ranked) >= 2 and len(worded) >= 2) or len(asked) >= 2:
         strength = 1.0
@@ -535,7 +535,7 @@ def multi_part(turn: TurnObservation, cfg: TransferConfig) -> _Part | None:
     return _Part("multi_part", strength, "; ".join(evidence))
 
 
-def _asked_beside_one_answer(turn: TurnObservation, cfg: TransferConfig) -> list[str]:
+def asked_beside_one_answer(turn: TurnObservation, cfg: TransferConfig) -> list[str]:
     """The requests in a turn Rasa read as one spoken answer (a knowledge-base
     topic), split where "and" opens another request ("how do I send money
     abroad, and what would it cost her?"): one answer cannot serve both."""
