@@ -497,6 +497,14 @@ def test_bereavement_words_are_complexity_whatever_the_intent(text: str) -> None
 
 
 @pytest.mark.parametrize(
+    "text",
+    ["I nearly died when I saw the fee.", "Sorry, I must have died, hold, wrong number."],
+)
+def test_the_callers_own_death_is_a_figure_of_speech_or_a_slip(text: str) -> None:
+    assert sig.complexity(say(1, text, "out_of_scope", 0.6), [], CFG).value == 0.0
+
+
+@pytest.mark.parametrize(
     ("turn", "fires"),
     [
         # Read as one knowledge-base answer, but a second request follows "and".

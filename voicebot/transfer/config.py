@@ -384,6 +384,11 @@ class TransferConfig:
     complexity_phrases: Mapping[str, Sequence[str]] = field(
         default_factory=lambda: dict(DEFAULT_COMPLEXITY_PHRASES)
     )
+    # A phrase of these categories does not count with one of these words in
+    # the three before it: a bereavement is someone else's death.
+    complexity_phrase_not_after: Mapping[str, Sequence[str]] = field(
+        default_factory=lambda: {"bereavement": ("i", "i've", "i'd", "i'm", "i'll")}
+    )
     # A category from Rasa's intent alone needs one of its topic words in the
     # turn (category -> word stems; categories not listed need none).
     complexity_topic_words: Mapping[str, Sequence[str]] = field(

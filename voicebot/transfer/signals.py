@@ -460,9 +460,10 @@ def complexity_parts(turn: TurnObservation, cfg: TransferConfig) -> list[_Part]:
         parts.append(_Part(category, strength, f"intent {turn.intent}{_conf(turn)}"))
     if turn.dialogue_gave_up:
         parts.append(_Part(turn.dialogue_gave_up, 1.0, "the dialogue cannot go on"))
-    said = lexicon.normalise(turn.caller_text)
     for phrase_category, phrases in cfg.complexity_phrases.items():
-        phrase = _first_phrase(said, phrases)
+        phrase = _phrase_of(
+            turn.caller_text, phrases, cfg.complexity_phrase_not_after.get(phrase_category, ())
+        )
         if phrase and phrase_category != category:
             parts.append(_Part(phrase_category, 1.0, f'said "{phrase}"'))
     own = own_problem(turn, cfg)
@@ -498,6 +499,19 @@ def own_problem(turn: TurnObservation, cfg: TransferConfig) -> str | None:
     if not any(lexicon.contains_phrase(said, w) for w in cfg.own_problem_owner_words):
         return None
     return _first_phrase(said, cfg.own_problem_phrases)
+
+
+def _phrase_of(text: str, phrases: Sequence[str], not_after: Sequence[str]) -> str | None:
+    """The first phrase said in a clause where none of ``not_after`` comes in
+    the three words before it: "my mum died" is a bereavement, "I nearly died
+    when I saw the fee" (or "I must have died", a slip for "dialled") is not."""
+    for clause in lexicon.clauses(text):
+        joined = " ".join(clause)
+        for phrase in phrases:
+            at = _find(clause, phrase.split()) if lexicon.contains_phrase(joined, phrase) else None
+            if at is not None and not set(clause[max(0, at - 3) : at]) & set(not_after):
+                return phrase
+    return None
 
 
 def _first_phrase(normalised: str, phrases: Sequence[str]) -> str | None:
