@@ -254,7 +254,48 @@ def test_words_per_second_uses_voiced_time() -> None:
     ],
 )
 def test_complexity_by_intent(intent: str, confidence: float, expected: float) -> None:
-    assert value(sig.complexity, say(1, "words", intent, confidence)) == pytest.approx(expected)
+    # Words that name a banking and a legal topic, so only the intent decides.
+    text = "about my account and the law"
+    assert value(sig.complexity, say(1, text, intent, confidence)) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("turn", "fires"),
+    [
+        # A classifier always picks some intent: a wrong number or a garbled line
+        # read as an unservable banking request or a legal threat, with nothing of
+        # either topic in the words, is not one.
+        (
+            say(1, "Can I be a taxi to the airport for six tomorrow?", "service_request", 0.89),
+            False,
+        ),
+        (
+            say(1, "Sorry, I'm a bit frazzled. What time do you close?", "service_request", 0.46),
+            False,
+        ),
+        (say(1, "Ten, you tell me, be in.", "legal_threat", 0.54), False),
+        # Naming the topic, in any inflection, keeps the intent's verdict.
+        (say(1, "The money I transferred never arrived.", "service_request", 0.8), True),
+        (say(1, "My top-ups keep getting cancelled.", "service_request", 0.8), True),
+        (say(1, "I've lost my phone, is my app safe?", "service_request", 0.8), True),
+        (say(1, "I was charged $5 for nothing.", "service_request", 0.8), True),
+        (say(1, "I'm reporting this to the ombudsman.", "legal_threat", 0.8), True),
+        # Categories without topic words need none.
+        (say(1, "I'd like to make a complaint.", "complaint", 0.9), True),
+    ],
+)
+def test_an_intent_counts_only_when_the_words_name_its_topic(
+    turn: TurnObservation, fires: bool
+) -> None:
+    assert (sig.intent_category(turn, CFG) is not None) is fires
+    assert (sig.complexity(turn, [], CFG).value >= 1.0) is fires
+
+
+def test_topic_words_come_from_config() -> None:
+    turn = say(1, "Can I book a taxi?", "service_request", 0.9)
+    assert value(sig.complexity, turn, cfg=TransferConfig(complexity_topic_words={})) == 1.0
+    cfg = TransferConfig(complexity_topic_words={"banking_request": ("taxi",)})
+    assert value(sig.complexity, turn, cfg=cfg) == 1.0
 
 
 def test_weak_evidence_adds_up_over_the_call() -> None:
@@ -440,6 +481,48 @@ def test_own_problem_is_a_banking_request(turn: TurnObservation, fires: bool) ->
 def test_legal_threat_words_are_complexity_whatever_the_intent(text: str) -> None:
     signal = sig.complexity(say(1, text, "check_balance"), [], CFG)
     assert signal.value == 1.0 and signal.evidence.startswith("legal_threat:")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My wife died last month and I don't know what to do with her account.",
+        "Dad passed away, I'm the executor.",
+        "I need to arrange the funeral and pay the bills.",
+    ],
+)
+def test_bereavement_words_are_complexity_whatever_the_intent(text: str) -> None:
+    signal = sig.complexity(say(1, text, "nlu_fallback", 0.3), [], CFG)
+    assert signal.value == 1.0 and signal.evidence.startswith("bereavement:")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I nearly died when I saw the fee.", "Sorry, I must have died, hold, wrong number."],
+)
+def test_the_callers_own_death_is_a_figure_of_speech_or_a_slip(text: str) -> None:
+    assert sig.complexity(say(1, text, "out_of_scope", 0.6), [], CFG).value == 0.0
+
+
+@pytest.mark.parametrize(
+    ("turn", "fires"),
+    [
+        # Read as one knowledge-base answer, but a second request follows "and".
+        (say(1, "How do I send money to my aunt in Spain, and what would it cost her?",
+             "kb_receiving_money", 0.95), True),
+        (say(1, "I want to open a joint account with my partner and move my savings into it.",
+             "kb_age_limit", 0.32), True),
+        # One request with "and" inside it, or context before it: one answer serves it.
+        (say(1, "I just got married and I need to change my name.", "kb_change_details"), False),
+        (say(1, "How long do transfers and top ups take?", "kb_transfer_times"), False),
+        (say(1, "Do you charge for cash and what?", "kb_cash_withdrawal_fees"), False),
+        # Skills have their own multi-part rule (keywords and ranking).
+        (say(1, "Where is my card and what is my balance?", "check_balance"), False),
+    ],
+)  # fmt: skip
+def test_two_requests_read_as_one_answer_are_multi_part(turn: TurnObservation, fires: bool) -> None:
+    signal = sig.complexity(turn, [], CFG)
+    assert (signal.value >= 1.0 and signal.evidence.startswith("multi_part:")) is fires
 
 
 def test_a_courtesy_word_is_not_a_legal_threat() -> None:

@@ -82,3 +82,15 @@ def test_an_own_problem_read_as_a_question_is_quoted() -> None:
         "Calling about transfer times (“My transfer to my sister didn't arrive.”); "
         "needs a person. +15550100."
     )
+
+
+def test_two_requests_read_as_one_answer_are_quoted() -> None:
+    text = "How do I send money to my aunt in Spain, and what would it cost her?"
+    script = [say(1, text, "kb_receiving_money", 0.95)]
+    result = run_call(script)
+    assert result.reason == "complexity"
+    line = summary(script, result.decision, VerifiedFacts("+15550100"))
+    assert line == (
+        f"Calling about receiving money (“{text}”); needs a person for several requests at "
+        "once. +15550100."
+    )

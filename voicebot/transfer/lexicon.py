@@ -48,6 +48,28 @@ def contains_phrase(normalised: str, phrase: str) -> bool:
     return re.search(rf"(?<![a-z0-9']){re.escape(phrase)}(?![a-z0-9'])", normalised) is not None
 
 
+# Endings that keep a stem's meaning: "transfer" names "transfers",
+# "transferred", "transferring"; "pay" names "payment".
+_INFLECTIONS = ("", "s", "es", "ed", "d", "red", "ing", "ring", "ment", "ments", "al", "als")
+
+
+def first_named(text: str, stems: Iterable[str]) -> str | None:
+    """The first of ``stems`` the text names: a phrase word for word, a word
+    or one of its inflections, a symbol ("$") anywhere."""
+    tokens = words(text)
+    said = " ".join(tokens)
+    for stem in stems:
+        if not stem.replace(" ", "").isalnum():
+            if stem in text:
+                return stem
+        elif " " in stem:
+            if contains_phrase(said, stem):
+                return stem
+        elif any(t.startswith(stem) and t[len(stem) :] in _INFLECTIONS for t in tokens):
+            return stem
+    return None
+
+
 @dataclass(frozen=True)
 class Sentiment:
     """VADER's compound score and the lexicon words that pulled it down."""

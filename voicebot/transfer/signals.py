@@ -13,6 +13,7 @@ strings and numbers.
 from __future__ import annotations
 
 import difflib
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -452,16 +453,17 @@ def complexity(turn: TurnObservation, history: History, cfg: TransferConfig) -> 
 def complexity_parts(turn: TurnObservation, cfg: TransferConfig) -> list[_Part]:
     """This turn's own contributions to complexity, before weighting."""
     parts: list[_Part] = []
-    category = cfg.complexity_intents.get(turn.intent or "")
+    category = intent_category(turn, cfg)
     if category:
         conf = turn.confidence
         strength = 1.0 if conf is None else _clamp(conf / cfg.complexity_min_confidence)
         parts.append(_Part(category, strength, f"intent {turn.intent}{_conf(turn)}"))
     if turn.dialogue_gave_up:
         parts.append(_Part(turn.dialogue_gave_up, 1.0, "the dialogue cannot go on"))
-    said = lexicon.normalise(turn.caller_text)
     for phrase_category, phrases in cfg.complexity_phrases.items():
-        phrase = _first_phrase(said, phrases)
+        phrase = _phrase_of(
+            turn.caller_text, phrases, cfg.complexity_phrase_not_after.get(phrase_category, ())
+        )
         if phrase and phrase_category != category:
             parts.append(_Part(phrase_category, 1.0, f'said "{phrase}"'))
     own = own_problem(turn, cfg)
@@ -471,6 +473,17 @@ def complexity_parts(turn: TurnObservation, cfg: TransferConfig) -> list[_Part]:
     if multi:
         parts.append(multi)
     return parts
+
+
+def intent_category(turn: TurnObservation, cfg: TransferConfig) -> str | None:
+    """The complexity category of Rasa's intent, when the caller's words name
+    its topic (``complexity_topic_words``): a classifier always picks some
+    intent, so "book a taxi" can come out as an unservable banking request."""
+    category = cfg.complexity_intents.get(turn.intent or "")
+    topic = cfg.complexity_topic_words.get(category or "")
+    if category and topic and lexicon.first_named(turn.caller_text, topic) is None:
+        return None
+    return category
 
 
 def own_problem(turn: TurnObservation, cfg: TransferConfig) -> str | None:
@@ -488,6 +501,19 @@ def own_problem(turn: TurnObservation, cfg: TransferConfig) -> str | None:
     return _first_phrase(said, cfg.own_problem_phrases)
 
 
+def _phrase_of(text: str, phrases: Sequence[str], not_after: Sequence[str]) -> str | None:
+    """The first phrase said in a clause where none of ``not_after`` comes in
+    the three words before it: "my mum died" is a bereavement, "I nearly died
+    when I saw the fee" (or "I must have died", a slip for "dialled") is not."""
+    for clause in lexicon.clauses(text):
+        joined = " ".join(clause)
+        for phrase in phrases:
+            at = _find(clause, phrase.split()) if lexicon.contains_phrase(joined, phrase) else None
+            if at is not None and not set(clause[max(0, at - 3) : at]) & set(not_after):
+                return phrase
+    return None
+
+
 def _first_phrase(normalised: str, phrases: Sequence[str]) -> str | None:
     return next((p for p in phrases if lexicon.contains_phrase(normalised, p)), None)
 
@@ -503,8 +529,9 @@ def multi_part(turn: TurnObservation, cfg: TransferConfig) -> _Part | None:
     """
     ranked = _ranked_requests(turn, cfg)
     worded = _worded_requests(turn.caller_text, cfg)
+    asked = asked_beside_one_answer(turn, cfg)
     strength = 0.0
-    if len(ranked) >= 2 and len(worded) >= 2:
+    if (len(ranked) >= 2 and len(worded) >= 2) or len(asked) >= 2:
         strength = 1.0
     elif len(worded) >= 2:
         strength = 0.5
@@ -517,7 +544,21 @@ def multi_part(turn: TurnObservation, cfg: TransferConfig) -> _Part | None:
         evidence.append("ranking " + ", ".join(f"{n} {p:.2f}" for n, p in ranked))
     if len(worded) >= 2:
         evidence.append("wording " + " + ".join(worded))
+    if len(asked) >= 2:
+        evidence.append(f"{turn.intent} answers one of " + " + ".join(f'"{a}"' for a in asked))
     return _Part("multi_part", strength, "; ".join(evidence))
+
+
+def asked_beside_one_answer(turn: TurnObservation, cfg: TransferConfig) -> list[str]:
+    """The requests in a turn Rasa read as one spoken answer (a knowledge-base
+    topic), split where "and" opens another request ("how do I send money
+    abroad, and what would it cost her?"): one answer cannot serve both."""
+    if not (turn.intent or "").startswith(tuple(cfg.one_answer_intent_prefixes)):
+        return []
+    openers = "|".join(re.escape(o) for o in cfg.request_openers)
+    said = lexicon.normalise(turn.caller_text)
+    pieces = re.split(rf"\b(?:and|and also|and then|as well as|plus)\s+(?=(?:{openers})\b)", said)
+    return [p.strip() for p in pieces if len(content_words(p)) >= cfg.request_min_words]
 
 
 def _ranked_requests(turn: TurnObservation, cfg: TransferConfig) -> list[tuple[str, float]]:

@@ -27,6 +27,7 @@ from voicebot.transfer.signals import (
     EXPLICIT_REQUEST,
     REPETITION,
     Signal,
+    asked_beside_one_answer,
     compute_signals,
     own_problem,
 )
@@ -94,12 +95,16 @@ def topic_label(intent: str | None, labels: Mapping[str, str] = INTENT_LABELS) -
 
 def _about(turns: Sequence[TurnObservation], labels: Mapping[str, str], cfg: TransferConfig) -> str:
     """The topics by label; the caller's own words where no label fits, or where
-    they report a problem of their own that the label would hide ("transfer
-    times" for "my transfer never arrived")."""
+    the label would hide what they need: a problem of their own ("transfer
+    times" for "my transfer never arrived"), or a second request beside it."""
     topics: list[str] = []
     quote = ""
     for turn in turns:
-        quotable = turn.intent in QUOTED_INTENTS or own_problem(turn, cfg) is not None
+        quotable = (
+            turn.intent in QUOTED_INTENTS
+            or own_problem(turn, cfg) is not None
+            or len(asked_beside_one_answer(turn, cfg)) >= 2
+        )
         if quotable and not quote and turn.caller_text.strip():
             quote = _quoted(turn.caller_text)
         label = topic_label(turn.intent, labels)
