@@ -83,6 +83,7 @@ class Output:
     def __init__(self) -> None:
         self.writes = 0
         self.clears = 0
+        self.levels: list[str] = []  # "clear" and "gain <dB>", in order
         self.hold = asyncio.Event()
         self.hold.set()
 
@@ -91,7 +92,11 @@ class Output:
 
     def clear(self) -> None:
         self.clears += 1
+        self.levels.append("clear")
         self.hold.set()
+
+    def set_gain(self, db: float) -> None:
+        self.levels.append(f"gain {db:g}")
 
     async def drained(self) -> None:
         await self.hold.wait()
@@ -333,6 +338,86 @@ async def test_recorded_speech_stops_a_reply_and_coughs_and_hiss_do_not(
     )
     assert session.record.turns[1].bot_interrupted is stops_the_reply
     assert (channel.output.clears >= 1) is stops_the_reply
+
+
+@pytest.mark.parametrize(
+    ("interrupter", "levels"),
+    [
+        # a voice onset ducks the reply at once, confirmation stops it, and the next
+        # thing played starts at full level
+        ("balance_whats_my", ["gain -15", "clear", "gain 0"]),
+        ("noisy_agent", ["gain -15", "clear", "gain 0"]),
+        # Silero never rises on these: the reply plays on untouched
+        ("nonspeech_cough", []),
+        ("nonspeech_cough_loud", []),
+        ("nonspeech_line_noise_loud", []),
+    ],
+)
+async def test_recorded_onsets_duck_the_reply_before_it_stops(
+    interrupter: str, levels: list[str]
+) -> None:
+    """The real Silero VAD on recorded fixtures: what the caller's onset does to the level."""
+
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        await ch.session.wait_idle()  # type: ignore[union-attr]
+        ch.output.hold.clear()
+
+    async def release(ch: ScriptedChannel) -> None:
+        ch.output.hold.set()
+
+    opening = audio(np.concatenate([recorded("greet_hello"), silence(1.2)]))
+    over = audio(np.concatenate([recorded(interrupter), silence(1.2)]))
+    _, channel, _ = await run_call(
+        [hold_playout, opening, over, release, "idle"],
+        ["Hello.", "What's my balance?"],
+        lambda text: reply("A very long answer " * 20, "what_can_you_do"),
+        vad=shared_vad(),
+    )
+    assert channel.output.levels == levels
+
+
+async def test_an_onset_that_fades_gives_the_reply_its_level_back() -> None:
+    """A blip the VAD scores as voice ducks the reply; it fades unconfirmed: full level again."""
+
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        await ch.session.wait_idle()  # type: ignore[union-attr]
+        ch.output.hold.clear()
+
+    async def check_restored(ch: ScriptedChannel) -> None:
+        assert ch.output.levels == ["gain -15", "gain 0"]  # before the blip is discarded
+        assert ch.session is not None and ch.session.speaker.speaking
+        ch.output.hold.set()
+
+    blip = audio(np.concatenate([speech(0.1), silence(0.2)]))
+    session, channel, _ = await run_call(
+        [hold_playout, say(), blip, check_restored, audio(silence(1.0)), "idle"],
+        ["hello"],
+        lambda t: reply("Hi there."),
+    )
+    assert channel.output.clears == 0
+    assert not session.record.turns[1].bot_interrupted
+    assert session.speaker.current is not None and session.speaker.current.ducks == 1
+
+
+async def test_ducking_off_leaves_the_level_alone() -> None:
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        await ch.session.wait_idle()  # type: ignore[union-attr]
+        ch.output.hold.clear()
+
+    async def until_speaking(ch: ScriptedChannel) -> None:
+        while not ch.session.speaker.speaking:  # type: ignore[union-attr]
+            await asyncio.sleep(0)
+
+    config = Config()
+    config.endpointing.barge_in_duck_db = 0.0
+    session, channel, _ = await run_call(
+        [hold_playout, say(), until_speaking, say(), "idle"],
+        ["tell me everything", "stop, agent"],
+        lambda text: reply("A very long answer " * 20, "what_can_you_do"),
+        config,
+    )
+    assert session.record.turns[1].bot_interrupted
+    assert "gain -15" not in channel.output.levels and channel.output.levels[0] == "clear"
 
 
 async def test_rasa_failure_gets_an_apology_then_a_transfer_not_a_drop() -> None:
