@@ -331,6 +331,9 @@ async def sweep(
 async def run(args: argparse.Namespace) -> dict:
     samples = all_texts()
     print(f"{len(samples)} texts the bot can say", flush=True)
+    if args.matching:
+        samples = [s for s in samples if re.search(args.matching, s.text)]
+        print(f"{len(samples)} of them match {args.matching!r}", flush=True)
     if args.quick:
         samples = samples[:: max(1, len(samples) // QUICK_TEXTS)][:QUICK_TEXTS]
     transcriber = Transcriber(SpeechConfig(), prompt=None)
@@ -340,6 +343,7 @@ async def run(args: argparse.Namespace) -> dict:
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+        "matching": args.matching,
     }
     best = Setting(
         "pyttsx3", args.espeak_voice, args.espeak_rate, args.espeak_pitch, args.espeak_gap
@@ -392,6 +396,9 @@ def main() -> int:
     parser.add_argument("--espeak-rate", type=int, default=160)
     parser.add_argument("--espeak-pitch", type=int, default=50)
     parser.add_argument("--espeak-gap", type=int, default=0, help="word gap in ms")
+    parser.add_argument(
+        "--matching", default="", help="only texts matching this regex (r'\\d': slotted replies)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
