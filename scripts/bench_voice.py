@@ -300,6 +300,11 @@ def percentile(values: list[float], q: float) -> float:
 # ------------------------------------------------------------------ sweep
 
 
+def _wer(trial: tuple[float, Setting]) -> float:
+    """Ties keep the earlier setting (``Setting`` has no order)."""
+    return trial[0]
+
+
 async def sweep(
     samples: list[Sample], transcriber: Transcriber, args: argparse.Namespace
 ) -> tuple[Setting, list[dict]]:
@@ -314,14 +319,18 @@ async def sweep(
         return result["wer"], setting
 
     start = Setting("pyttsx3", None, args.espeak_rate, args.espeak_pitch)
-    best = min([await trial(replace(start, voice=v)) for v in args.sweep_voices.split(",")])
+    best = min(
+        [await trial(replace(start, voice=v)) for v in args.sweep_voices.split(",")], key=_wer
+    )
     for rate in map(int, args.sweep_rates.split(",")):
         for pitch in map(int, args.sweep_pitches.split(",")):
             if (rate, pitch) != (best[1].rate_wpm, best[1].pitch):
-                best = min(best, await trial(replace(best[1], rate_wpm=rate, pitch=pitch)))
+                best = min(
+                    best, await trial(replace(best[1], rate_wpm=rate, pitch=pitch)), key=_wer
+                )
     for gap in map(int, args.sweep_gaps.split(",")):
         if gap != best[1].word_gap_ms:
-            best = min(best, await trial(replace(best[1], word_gap_ms=gap)))
+            best = min(best, await trial(replace(best[1], word_gap_ms=gap)), key=_wer)
     return best[1], trials
 
 
