@@ -313,8 +313,7 @@ async def sweep(
 
     async def trial(setting: Setting) -> tuple[float, Setting]:
         result = await intelligibility(setting, samples, transcriber)
-        result.pop("rows")
-        trials.append(result)
+        trials.append(result)  # with its rows: what each text was heard as
         print(f"  {setting.label}: WER {result['wer']:.3f}", flush=True)
         return result["wer"], setting
 
