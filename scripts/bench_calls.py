@@ -109,6 +109,10 @@ BARGE_NOISE = [
 BARGE_AFTER_S = 1.5  # into the bot's reply
 BOT_STOPPED_QUIET_S = 0.3  # bot silent this long after the caller's onset = it stopped
 BARGE_WINDOW_S = 1.5  # looked at after the onset
+# Barge-in ducking: a bot frame at least this much quieter than the same frame of the same
+# reply played to a caller who stayed silent has "given way" (ducked or stopped).
+DUCKED_DB = 12.0
+AUDIBLE_DBFS = -60.0  # ducked speech still counts as the bot talking; μ-law silence is -inf
 BOT_DONE_SILENCE_S = 1.2  # bot silent this long after speaking = its reply is over
 TURN_TIMEOUT_S = 12.0
 
@@ -203,6 +207,7 @@ class RtpPeer(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.speech_times: list[float] = []  # arrival times of bot frames carrying speech
+        self.frames: list[tuple[float, float]] = []  # (arrival, dBFS) of every bot frame
         self.packets = 0
 
     def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[no-untyped-def]
@@ -214,7 +219,9 @@ class RtpPeer(asyncio.DatagramProtocol):
         if pkt.payload_type != 0:
             return
         self.packets += 1
-        if dbfs(ulaw_decode(pkt.payload)) > SPEECH_DBFS:
+        level = dbfs(ulaw_decode(pkt.payload))
+        self.frames.append((now, level))
+        if level > SPEECH_DBFS:
             self.speech_times.append(now)
 
 
@@ -224,6 +231,9 @@ class CallResult:
     answered_s: float | None = None  # INVITE → 200 OK
     turns: list[dict] = field(default_factory=list)
     error: str | None = None
+    reply_starts: list[float] = field(default_factory=list)  # first bot speech per turn
+    onsets: list[float] = field(default_factory=list)  # caller's speech onset per turn
+    frames: list[tuple[float, float]] = field(default_factory=list)  # every bot frame
 
 
 async def run_call(
@@ -367,10 +377,12 @@ async def run_call(
             onset_at = await sent_at(base + utt.onset) if utt.onset is not None else None
             last_voiced_at = await sent_at(base + utt.last_voiced)
             turn: dict = {"fixture": utt.id, "sent_at_s": round(start_at - t0, 3)}
+            res.onsets.append(onset_at or start_at)
             if talking_over:
                 turn["bot_stopped_after_s"] = await bot_stopped(rtp, onset_at or start_at)
             talking_over = talk_over_s is not None and i + 1 < len(utterances)
             first = await first_bot_speech(last_voiced_at, TURN_TIMEOUT_S)
+            res.reply_starts.append(first or math.inf)
             turn["latency_s"] = round(first - last_voiced_at, 4) if first else None
             res.turns.append(turn)
             if first and talking_over:
@@ -389,6 +401,7 @@ async def run_call(
     finally:
         if sender:
             sender.cancel()
+        res.frames = list(rtp.frames)
         rtp_tr.close()
         uac.queues.pop(call_id, None)
     return res
@@ -399,11 +412,45 @@ async def bot_stopped(rtp: RtpPeer, onset_at: float) -> float | None:
     quiet (None: it talked on for BARGE_WINDOW_S).  A pause between the bot's own words can
     look the same, so the phase reports this only where the call record says interrupted."""
     await asyncio.sleep(max(0.0, onset_at + BARGE_WINDOW_S - time.monotonic()))
-    heard = [t for t in rtp.speech_times if onset_at <= t <= onset_at + BARGE_WINDOW_S]
+    return stopped_after(rtp.speech_times, onset_at)
+
+
+def stopped_after(times: list[float], onset_at: float) -> float | None:
+    """``bot_stopped`` on given frame arrival times (those above some level)."""
+    heard = [t for t in times if onset_at <= t <= onset_at + BARGE_WINDOW_S]
     for t, nxt in zip(heard, [*heard[1:], math.inf], strict=True):
         if nxt - t >= BOT_STOPPED_QUIET_S:
             return round(t - onset_at, 4) if t < onset_at + BARGE_WINDOW_S - 0.1 else None
     return 0.0  # quiet from the onset on
+
+
+def gave_way_after(call: CallResult, reference: list[float]) -> dict:
+    """When the bot's reply got ≥ DUCKED_DB quieter than the same reply unheard (``reference``:
+    its frames' dBFS from its first speech frame, in a call where the caller stayed silent).
+
+    Frames are matched by their index from the reply's first speech frame: the reply is the
+    same cached audio, paced one frame per 20 ms.  ``aligned`` is the share of frames before
+    the onset within 1 dB of the reference (1.0: the match holds).
+    """
+    if len(call.reply_starts) < 1 or len(call.onsets) < 2:
+        return {"ducked_after_s": None, "aligned": None}
+    first = next((i for i, (t, _) in enumerate(call.frames) if t >= call.reply_starts[0]), None)
+    onset = call.onsets[1]
+    if first is None:
+        return {"ducked_after_s": None, "aligned": None}
+    before, ducked = [], None
+    for k, (t, db) in enumerate(call.frames[first : first + len(reference)]):
+        if t > onset + BARGE_WINDOW_S:
+            break
+        if reference[k] <= SPEECH_DBFS:
+            continue  # the reply is quiet here anyway
+        if t < onset:
+            before.append(abs(db - reference[k]) <= 1.0)
+        elif reference[k] - db >= DUCKED_DB:
+            ducked = round(t - onset, 4)
+            break
+    aligned = round(sum(before) / len(before), 3) if before else None
+    return {"ducked_after_s": ducked, "aligned": aligned}
 
 
 # ------------------------------------------------------------------ the server under test
@@ -416,7 +463,9 @@ class Server:
         cfg = workdir / "bench.toml"
         cfg.write_text(f'[storage]\ndatabase = "{self.db}"\n' + config_toml)
         self.cmd = [
-            str(ROOT / ".venv" / "bin" / "voicebot"),
+            sys.executable,  # the project's venv (scripts/bench); a worktree imports its own code
+            "-m",
+            "voicebot",
             "--config",
             str(cfg),
             "--log-level",
@@ -643,10 +692,17 @@ async def pause_calls(server: Server, utterances: list[Utterance]) -> dict:
     }
 
 
-async def barge_calls(server: Server, prompt: Utterance, others: list[Utterance]) -> dict:
+async def barge_calls(
+    server: Server, prompt: Utterance, others: list[Utterance], rounds: int = 1
+) -> dict:
     """One call per interrupter, two at a time: ask "what can you do", talk over the reply
-    BARGE_AFTER_S into it.  The record says whether the reply was cut; RTP says how fast."""
+    BARGE_AFTER_S into it.  The record says whether the reply was cut; RTP says how fast.
+    A first call hears the whole reply in silence: the reference for "ducked"."""
     uac = await open_uac(server)
+    quiet = await run_call(uac, [prompt])
+    start = quiet.reply_starts[0] if quiet.reply_starts else math.inf
+    reference = [db for t, db in quiet.frames if t >= start]
+    others = others * rounds
     results: list[CallResult] = []
     for i in range(0, len(others), 2):
         results += await asyncio.gather(
@@ -661,19 +717,34 @@ async def barge_calls(server: Server, prompt: Utterance, others: list[Utterance]
         replies = [t for t in record.get("turns", []) if t["input"] == "speech"]
         interrupted = bool(replies) and replies[0]["bot_interrupted"]
         stop = r.turns[1].get("bot_stopped_after_s") if len(r.turns) > 1 else None
+        onset = r.onsets[1] if len(r.onsets) > 1 else math.inf
+        audible = stopped_after([t for t, db in r.frames if db > AUDIBLE_DBFS], onset)
+        log = call_log(server, record.get("call_id"))
         cases.append(
             {
                 "interrupter": other.id,
                 "speech": other.id not in BARGE_NOISE,
                 "bot_interrupted": interrupted,
                 "bot_stopped_after_s": stop if interrupted else None,
+                "bot_silent_after_s": audible if interrupted else None,
+                **gave_way_after(r, reference),
+                "ducks": sum("event=bot_ducked" in line for line in log),
+                "restores": sum("event=bot_restored" in line for line in log),
                 "heard": [t["caller_text"] for t in replies[1:]],
                 "error": r.error if r.error != "bot hung up" else None,
             }
         )
     speech = [c for c in cases if c["speech"]]
     stops = [c["bot_stopped_after_s"] for c in speech if c["bot_stopped_after_s"] is not None]
+    silent = [c["bot_silent_after_s"] for c in speech if c["bot_silent_after_s"] is not None]
+    ducked = [c["ducked_after_s"] for c in speech if c["ducked_after_s"] is not None]
+    noise = [c for c in cases if not c["speech"]]
     return {
+        "reference_frames": len(reference),
+        "ducked_after_onset": summary(ducked),
+        "stop_after_onset_audible": summary(silent),
+        "noise_ducked_bot": f"{sum(c['ducks'] > 0 for c in noise)}/{len(noise)}",
+        "noise_left_bot_ducked": sum(c["ducks"] - c["restores"] for c in noise),
         "cases": cases,
         "speech_stopped_bot": f"{sum(c['bot_interrupted'] for c in speech)}/{len(speech)}",
         "noise_stopped_bot": (
@@ -1055,6 +1126,41 @@ async def main(args: argparse.Namespace) -> dict:
     return report
 
 
+async def barge_only(args: argparse.Namespace) -> dict:
+    """Only the barge-in phase (``--barge-only``): a fresh server, every interrupter, N rounds."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report: dict = {
+        "timestamp": stamp,
+        "config_extra": args.config_extra,
+        "machine": machine(),
+        "method": {
+            "barge_in": f"talk over the reply to {BARGE_PROMPT} {BARGE_AFTER_S} s into it, "
+            f"{args.barge_rounds} round(s); stop = caller's speech onset to the bot's last frame "
+            f"above {SPEECH_DBFS:.0f} dBFS before {BOT_STOPPED_QUIET_S} s of quiet "
+            f"(stop_after_onset_audible: above {AUDIBLE_DBFS:.0f} dBFS, so ducked speech counts "
+            f"as talking); ducked = first frame after the onset at least {DUCKED_DB:.0f} dB "
+            "under the same frame of the reply heard in silence (ducked or stopped)",
+        },
+    }
+    interrupters = [Utterance.load(f) for f in BARGE_SPEECH + BARGE_NOISE]
+    with tempfile.TemporaryDirectory(prefix="voicebot-bench-") as tmp:
+        server = Server(args.config_extra, Path(tmp))
+        try:
+            await asyncio.to_thread(server.start)
+            report["barge_in"] = await barge_calls(
+                server, Utterance.load(BARGE_PROMPT), interrupters, args.barge_rounds
+            )
+        finally:
+            server.stop()
+    report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    barge = report["barge_in"]
+    report["targets"] = {
+        "barge_in_stop_median_le_0.30s": (barge["stop_after_onset"]["p50_s"] or 1e9) <= 0.30,
+        "noise_never_stops_the_bot": barge["noise_stopped_bot"].startswith("0/"),
+    }
+    return report
+
+
 def cli() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one call, short: a smoke run")
@@ -1085,7 +1191,20 @@ def cli() -> int:
         help="do not run scripts/bench_stt.py; read its latest JSON if any",
     )
     parser.add_argument("--replot", type=Path, help="only redraw the PNG of a bench JSON")
+    parser.add_argument(
+        "--barge-only",
+        action="store_true",
+        help="only the barge-in phase (~1 min a round); writes barge-<timestamp>.json",
+    )
+    parser.add_argument("--barge-rounds", type=int, default=1, help="with --barge-only")
     args = parser.parse_args()
+    if args.barge_only:
+        report = asyncio.run(barge_only(args))
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"barge-{report['timestamp']}.json"
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(path)
+        return 0
     if args.replot:
         plot(json.loads(args.replot.read_text()), args.replot.with_suffix(".png"))
         return 0

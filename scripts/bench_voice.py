@@ -300,6 +300,11 @@ def percentile(values: list[float], q: float) -> float:
 # ------------------------------------------------------------------ sweep
 
 
+def _wer(trial: tuple[float, Setting]) -> float:
+    """Ties keep the earlier setting (``Setting`` has no order)."""
+    return trial[0]
+
+
 async def sweep(
     samples: list[Sample], transcriber: Transcriber, args: argparse.Namespace
 ) -> tuple[Setting, list[dict]]:
@@ -308,20 +313,23 @@ async def sweep(
 
     async def trial(setting: Setting) -> tuple[float, Setting]:
         result = await intelligibility(setting, samples, transcriber)
-        result.pop("rows")
-        trials.append(result)
+        trials.append(result)  # with its rows: what each text was heard as
         print(f"  {setting.label}: WER {result['wer']:.3f}", flush=True)
         return result["wer"], setting
 
     start = Setting("pyttsx3", None, args.espeak_rate, args.espeak_pitch)
-    best = min([await trial(replace(start, voice=v)) for v in args.sweep_voices.split(",")])
+    best = min(
+        [await trial(replace(start, voice=v)) for v in args.sweep_voices.split(",")], key=_wer
+    )
     for rate in map(int, args.sweep_rates.split(",")):
         for pitch in map(int, args.sweep_pitches.split(",")):
             if (rate, pitch) != (best[1].rate_wpm, best[1].pitch):
-                best = min(best, await trial(replace(best[1], rate_wpm=rate, pitch=pitch)))
+                best = min(
+                    best, await trial(replace(best[1], rate_wpm=rate, pitch=pitch)), key=_wer
+                )
     for gap in map(int, args.sweep_gaps.split(",")):
         if gap != best[1].word_gap_ms:
-            best = min(best, await trial(replace(best[1], word_gap_ms=gap)))
+            best = min(best, await trial(replace(best[1], word_gap_ms=gap)), key=_wer)
     return best[1], trials
 
 
@@ -331,6 +339,9 @@ async def sweep(
 async def run(args: argparse.Namespace) -> dict:
     samples = all_texts()
     print(f"{len(samples)} texts the bot can say", flush=True)
+    if args.matching:
+        samples = [s for s in samples if re.search(args.matching, s.text)]
+        print(f"{len(samples)} of them match {args.matching!r}", flush=True)
     if args.quick:
         samples = samples[:: max(1, len(samples) // QUICK_TEXTS)][:QUICK_TEXTS]
     transcriber = Transcriber(SpeechConfig(), prompt=None)
@@ -340,6 +351,7 @@ async def run(args: argparse.Namespace) -> dict:
         "host": platform.node(),
         "cpus": os.cpu_count(),
         "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+        "matching": args.matching,
     }
     best = Setting(
         "pyttsx3", args.espeak_voice, args.espeak_rate, args.espeak_pitch, args.espeak_gap
@@ -392,6 +404,9 @@ def main() -> int:
     parser.add_argument("--espeak-rate", type=int, default=160)
     parser.add_argument("--espeak-pitch", type=int, default=50)
     parser.add_argument("--espeak-gap", type=int, default=0, help="word gap in ms")
+    parser.add_argument(
+        "--matching", default="", help="only texts matching this regex (r'\\d': slotted replies)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:

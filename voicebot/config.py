@@ -218,6 +218,10 @@ class EndpointingConfig:
     # ``barge_in_min_speech_s``).
     barge_in_clear_voice_s: float = 0.19
     barge_in_clear_voice_prob: float = 0.5
+    # Until then the bot's reply is ducked by this much the moment the caller's voice may
+    # have begun (Silero rose), and gets its full level back if the voice fades unconfirmed
+    # (a cough): the caller hears the bot give way ~0.15 s before it stops.  0: no ducking.
+    barge_in_duck_db: Annotated[float, Range(ge=0, le=60)] = 15.0
 
 
 @dataclass

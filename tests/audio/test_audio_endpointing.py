@@ -14,6 +14,7 @@ from voicebot.audio.endpointing import (
     EndpointEvent,
     NoiseDiscarded,
     SpeechConfirmed,
+    SpeechFaded,
     SpeechPaused,
     SpeechResumed,
     SpeechStarted,
@@ -92,7 +93,7 @@ def test_cough_like_blip_is_discarded_without_barge_in(vad: SileroVad, speak) ->
     blip = speech[int(0.35 * 8000) : int(0.45 * 8000)]
     events = run(np.concatenate([silence(1.0), blip, silence(2.0)]), vad)
     kinds = [type(e) for _, e in events]
-    assert kinds == [SpeechStarted, NoiseDiscarded]
+    assert kinds == [SpeechStarted, SpeechFaded, NoiseDiscarded]
     (noise,) = of_type(events, NoiseDiscarded)
     assert noise.voiced_s < pinned().min_speech_s
     # With the shipped defaults such a blip may reach STT, but it never interrupts.
@@ -254,7 +255,8 @@ def test_below_low_threshold_is_silence_and_restart_needs_high() -> None:
 
 def test_confirmation_needs_barge_in_min_speech() -> None:
     events = scripted([0.9] * 9 + [0.0] * 30)  # 288 ms < 300 ms
-    assert [type(e) for e in events] == [SpeechStarted, SpeechPaused, UtteranceEnded]
+    kinds = [type(e) for e in events]
+    assert kinds == [SpeechStarted, SpeechFaded, SpeechPaused, UtteranceEnded]
     events = scripted([0.9] * 10 + [0.0] * 30)  # 320 ms
     kinds = [type(e) for e in events]
     assert kinds == [SpeechStarted, SpeechConfirmed, SpeechPaused, UtteranceEnded]
@@ -283,9 +285,25 @@ def test_clear_voice_counts_the_sound_not_the_vad_decay() -> None:
 
 def test_blip_shorter_than_min_speech_is_noise() -> None:
     events = scripted([0.0] * 3 + [0.9] * 7 + [0.0] * 30)  # 224 ms < 250 ms
-    assert [type(e) for e in events] == [SpeechStarted, NoiseDiscarded]
-    assert events[1].started_at == pytest.approx(3 * 0.032)
-    assert events[1].at == pytest.approx((10 + 19) * 0.032)  # 0.6 s of silence → window 29
+    assert [type(e) for e in events] == [SpeechStarted, SpeechFaded, NoiseDiscarded]
+    assert events[2].started_at == pytest.approx(3 * 0.032)
+    assert events[2].at == pytest.approx((10 + 19) * 0.032)  # 0.6 s of silence → window 29
+
+
+def test_an_onset_fades_once_when_the_vad_falls_before_confirmation() -> None:
+    """Ducking's restore signal: at the first drop, not when the blip is discarded."""
+    events = scripted([0.0] * 3 + [0.9] * 3 + [0.0] * 3 + [0.9] * 3 + [0.0] * 30)
+    kinds = [type(e) for e in events]
+    assert kinds == [SpeechStarted, SpeechFaded, NoiseDiscarded]
+    assert events[1].at == pytest.approx(7 * 0.032)  # the window where it fell
+    assert events[1].at < events[2].at - 0.5
+
+
+def test_confirmed_speech_never_fades() -> None:
+    """Pauses after confirmation are the caller's own: the bot is already stopped."""
+    events = scripted([0.9] * 12 + [0.0] * 8 + [0.9] * 12 + [0.0] * 40)
+    assert SpeechFaded not in [type(e) for e in events]
+    assert [type(e) for e in events].count(SpeechConfirmed) == 1
 
 
 # --------------------------------------------------------------------------- pauses

@@ -83,6 +83,7 @@ class Output:
     def __init__(self) -> None:
         self.writes = 0
         self.clears = 0
+        self.levels: list[str] = []  # "clear" and "gain <dB>", in order
         self.hold = asyncio.Event()
         self.hold.set()
 
@@ -91,7 +92,11 @@ class Output:
 
     def clear(self) -> None:
         self.clears += 1
+        self.levels.append("clear")
         self.hold.set()
+
+    def set_gain(self, db: float) -> None:
+        self.levels.append(f"gain {db:g}")
 
     async def drained(self) -> None:
         await self.hold.wait()
@@ -261,7 +266,8 @@ async def test_unexpected_keys_get_a_clear_answer_without_reaching_rasa() -> Non
     assert "press 0" in session.record.turns[-1].bot_text
 
 
-async def test_caller_speech_interrupts_a_reply_barge_in() -> None:
+@pytest.mark.parametrize("duck_db", [15.0, 0.0])
+async def test_caller_speech_interrupts_a_reply_barge_in(duck_db: float) -> None:
     async def hold_playout(ch: ScriptedChannel) -> None:
         await ch.session.wait_idle()  # type: ignore[union-attr]
         ch.output.hold.clear()
@@ -270,14 +276,19 @@ async def test_caller_speech_interrupts_a_reply_barge_in() -> None:
         while not ch.session.speaker.speaking:  # type: ignore[union-attr]
             await asyncio.sleep(0)
 
+    config = Config()
+    config.endpointing.barge_in_duck_db = duck_db  # 0: no ducking, the level is left alone
     session, channel, _ = await run_call(
         [hold_playout, say(), until_speaking, say(), "idle"],
         ["tell me everything", "stop, agent"],
         lambda text: reply("A very long answer " * 20, "what_can_you_do"),
+        config,
     )
     assert channel.output.clears >= 1
     assert session.record.turns[1].bot_interrupted
     assert session.record.turns[2].caller_text == "stop, agent"
+    ducked = ["gain -15", "clear", "gain 0"] if duck_db else ["clear"]
+    assert channel.output.levels[:3] == ducked
 
 
 async def test_a_cough_does_not_interrupt() -> None:
@@ -300,21 +311,8 @@ def recorded(fixture: str) -> np.ndarray:
     return read_audio(PROJECT_ROOT / "audio_fixtures" / "utterances" / f"{fixture}.wav")
 
 
-@pytest.mark.parametrize(
-    ("interrupter", "stops_the_reply"),
-    [
-        ("balance_whats_my", True),
-        ("hours_opening", True),
-        ("noisy_agent", True),
-        ("nonspeech_cough", False),
-        ("nonspeech_cough_loud", False),
-        ("nonspeech_line_noise_loud", False),
-    ],
-)
-async def test_recorded_speech_stops_a_reply_and_coughs_and_hiss_do_not(
-    interrupter: str, stops_the_reply: bool
-) -> None:
-    """The real Silero VAD on recorded fixtures, over a reply that is still playing."""
+async def talk_over_a_reply(interrupter: str) -> tuple[CallSession, ScriptedChannel]:
+    """A recorded fixture said over a long reply still playing (the real Silero VAD)."""
 
     async def hold_playout(ch: ScriptedChannel) -> None:
         await ch.session.wait_idle()  # type: ignore[union-attr]
@@ -331,8 +329,71 @@ async def test_recorded_speech_stops_a_reply_and_coughs_and_hiss_do_not(
         lambda text: reply("A very long answer " * 20, "what_can_you_do"),
         vad=shared_vad(),
     )
+    return session, channel
+
+
+@pytest.mark.parametrize(
+    ("interrupter", "stops_the_reply"),
+    [
+        ("balance_whats_my", True),
+        ("hours_opening", True),
+        ("noisy_agent", True),
+        ("nonspeech_cough", False),
+        ("nonspeech_cough_loud", False),
+        ("nonspeech_line_noise_loud", False),
+    ],
+)
+async def test_recorded_speech_stops_a_reply_and_coughs_and_hiss_do_not(
+    interrupter: str, stops_the_reply: bool
+) -> None:
+    """The real Silero VAD on recorded fixtures, over a reply that is still playing."""
+    session, channel = await talk_over_a_reply(interrupter)
     assert session.record.turns[1].bot_interrupted is stops_the_reply
     assert (channel.output.clears >= 1) is stops_the_reply
+
+
+@pytest.mark.parametrize(
+    ("interrupter", "levels"),
+    [
+        # a voice onset ducks the reply at once, confirmation stops it, and the next
+        # thing played starts at full level
+        ("balance_whats_my", ["gain -15", "clear", "gain 0"]),
+        ("noisy_agent", ["gain -15", "clear", "gain 0"]),
+        # Silero never rises on these: the reply plays on untouched
+        ("nonspeech_cough", []),
+        ("nonspeech_cough_loud", []),
+        ("nonspeech_line_noise_loud", []),
+    ],
+)
+async def test_recorded_onsets_duck_the_reply_before_it_stops(
+    interrupter: str, levels: list[str]
+) -> None:
+    """The real Silero VAD on recorded fixtures: what the caller's onset does to the level."""
+    _, channel = await talk_over_a_reply(interrupter)
+    assert channel.output.levels == levels
+
+
+async def test_an_onset_that_fades_gives_the_reply_its_level_back() -> None:
+    """A blip the VAD scores as voice ducks the reply; it fades unconfirmed: full level again."""
+
+    async def hold_playout(ch: ScriptedChannel) -> None:
+        await ch.session.wait_idle()  # type: ignore[union-attr]
+        ch.output.hold.clear()
+
+    async def check_restored(ch: ScriptedChannel) -> None:
+        assert ch.output.levels == ["gain -15", "gain 0"]  # before the blip is discarded
+        assert ch.session is not None and ch.session.speaker.speaking
+        ch.output.hold.set()
+
+    blip = audio(np.concatenate([speech(0.1), silence(0.2)]))
+    session, channel, _ = await run_call(
+        [hold_playout, say(), blip, check_restored, audio(silence(1.0)), "idle"],
+        ["hello"],
+        lambda t: reply("Hi there."),
+    )
+    assert channel.output.clears == 0
+    assert not session.record.turns[1].bot_interrupted
+    assert session.speaker.current is not None and session.speaker.current.ducks == 1
 
 
 async def test_rasa_failure_gets_an_apology_then_a_transfer_not_a_drop() -> None:

@@ -32,6 +32,9 @@ class Output:
     def clear(self) -> None:
         self.clears += 1
 
+    def set_gain(self, db: float) -> None:
+        pass
+
     async def drained(self) -> None:
         return None
 

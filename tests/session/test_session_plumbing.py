@@ -113,12 +113,16 @@ async def test_a_speaking_caller_is_not_prompted_for_silence() -> None:
 class Output:
     def __init__(self) -> None:
         self.writes = 0
+        self.gains: list[float] = []
 
     def write(self, pcm: np.ndarray) -> None:
         self.writes += 1
 
     def clear(self) -> None:
         pass
+
+    def set_gain(self, db: float) -> None:
+        self.gains.append(db)
 
     async def drained(self) -> None:
         return None
@@ -162,3 +166,18 @@ async def test_a_prompt_plays_in_the_background_then_the_bot_is_idle() -> None:
     await replies.prompt("Sorry?").wait()
     await asyncio.sleep(0)
     assert not inbox.idle.is_set()
+
+
+async def test_only_an_interruptible_reply_ducks_and_a_ducked_end_is_restored() -> None:
+    output = Output()
+    speaker = Speaker(Voice(), output)
+    disclosure = speaker.say("You are talking to an automated assistant.", interruptible=False)
+    assert not speaker.duck(15) and output.gains == []  # said in full, at full level
+    await disclosure.wait()
+    reply = speaker.say("Here is a long answer.")
+    assert speaker.duck(15) and not speaker.duck(15)  # once: already ducked
+    await reply.wait()  # it finished while ducked (the caller's onset came late)
+    assert reply.done and reply.ducked
+    speaker.say("Next reply.")  # starts at full level
+    assert output.gains == [-15, 0.0] and not reply.ducked
+    assert not speaker.restore()  # nothing to restore

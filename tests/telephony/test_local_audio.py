@@ -211,6 +211,15 @@ def test_speaker_buffer_resamples_and_pads_with_silence() -> None:
     assert buffer.empty and not buffer.pull(960).any()
 
 
+def test_speaker_buffer_ducks_what_it_has_not_played_yet() -> None:
+    buffer = SpeakerBuffer(8000)
+    buffer.push(tone(8000, 0.2))
+    full = np.abs(buffer.pull(400)).max()
+    buffer.set_gain(-20)
+    buffer.pull(160)  # ramps down
+    assert np.abs(buffer.pull(400)).max() == pytest.approx(full / 10, rel=0.05)
+
+
 # ------------------------------------------------------------------ channel
 
 

@@ -15,6 +15,8 @@ Event timeline for one turn::
 
     SpeechStarted ─► SpeechConfirmed (≥ barge_in_min_speech_s voiced, or
                  │                    ≥ barge_in_clear_voice_s of clear voice: interrupt the bot)
+                 ├─► SpeechFaded     (the VAD fell before confirmation: a cough, a blip —
+                 │                    whatever ducked the bot on SpeechStarted restores it)
                  ├─► SpeechPaused    (pause_s quiet after ≥ min_speech_s voiced: the words
                  │                    so far, for early STT) ─► SpeechResumed (talking again)
                  ├─► UtteranceEnded  (end_silence_s quiet, ``end_turn()`` during a pause,
@@ -84,6 +86,19 @@ class SpeechConfirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechFaded:
+    """The voice fell silent before it was confirmed: maybe a cough, maybe a short word.
+
+    Sent at most once per ``SpeechStarted``, when the VAD first drops.  Why: barge-in
+    ducks the bot at ``SpeechStarted``; a cough must get the bot's full level back as
+    soon as it is over, not a second later when the segment is discarded.  A voice
+    that rises again and is confirmed still stops the bot (``SpeechConfirmed``).
+    """
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechPaused:
     """The caller paused for ``pause_s``; ``utterance`` is what ends the turn if they stay quiet."""
 
@@ -114,7 +129,13 @@ class NoiseDiscarded:
 
 
 EndpointEvent = (
-    SpeechStarted | SpeechConfirmed | SpeechPaused | SpeechResumed | UtteranceEnded | NoiseDiscarded
+    SpeechStarted
+    | SpeechConfirmed
+    | SpeechFaded
+    | SpeechPaused
+    | SpeechResumed
+    | UtteranceEnded
+    | NoiseDiscarded
 )
 
 
@@ -204,6 +225,7 @@ class _Segment:
     sound_end: int = 0  # end of the last loud block in a voiced window
     speech_end: int = 0  # where the sound stopped (≤ last_voiced_end), set when the VAD drops
     confirmed: bool = False
+    faded: bool = False  # SpeechFaded sent (the VAD fell before confirmation)
     paused: bool = False  # SpeechPaused sent for the current pause
     speaking: bool = True  # hysteresis state within the segment
     runs: list[tuple[int, int]] = field(default_factory=list)  # voiced ranges, merged
@@ -347,6 +369,9 @@ class Endpointer:
             return events + self._maybe_force(seg, end)
         if was_speaking:
             seg.speech_end = self._sound_end(seg)
+            if not (seg.confirmed or seg.faded):
+                seg.faded = True
+                events.append(SpeechFaded(at=end / SAMPLE_RATE))
         if end - seg.speech_end >= self._seconds(self.config.end_silence_s):
             return events + self._close(end, forced=False)
         elif self._pause_reached(seg, end):

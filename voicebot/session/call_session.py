@@ -25,6 +25,7 @@ from typing import Any
 
 from voicebot.audio.endpointing import (
     Endpointer,
+    EndpointEvent,
     SpeechConfirmed,
     UtteranceEnded,
 )
@@ -37,6 +38,7 @@ from voicebot.session.caller_line import SessionLine
 from voicebot.session.detours import Detours
 from voicebot.session.dialogue_link import DialogueLink
 from voicebot.session.disclosure import disclose
+from voicebot.session.ducking import BargeInDucking
 from voicebot.session.events import (
     DigitsTimedOut,
     Inbox,
@@ -89,10 +91,13 @@ class CallSession:
         )
         self._ended = False
         self.handed_off = False  # the call now belongs to an agent: don't hang up
+        self.ducking = BargeInDucking(
+            self.speaker, self.config.endpointing.barge_in_duck_db, self.log
+        )
         self.turns = TurnTaking(
             Endpointer(self.config.endpointing, services.vad.stream()),
             services.transcriber,
-            self.ear.on_endpoint_event,
+            self._on_endpoint_event,
             self._end_wait if self.config.endpointing.semantic_end_of_turn else None,
         )
         become_idle = self.ear.become_idle
@@ -138,6 +143,11 @@ class CallSession:
         can feed audio faster than real time without barging in.
         """
         await self.inbox.idle.wait()
+
+    def _on_endpoint_event(self, event: EndpointEvent) -> None:
+        """Turn taking's events: the ducking reflex first, then the ear."""
+        self.ducking.on_endpoint_event(event)
+        self.ear.on_endpoint_event(event)
 
     def _end_wait(self, text: str) -> float | None:
         """Semantic end of turn: the silence after which the caller's words end it (or None)."""

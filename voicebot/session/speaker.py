@@ -1,7 +1,9 @@
 """Spoken replies as interruptible handles (the LiveKit ``SpeechHandle`` idea).
 
 The session never blocks on the bot talking: it starts a reply, keeps
-listening, and interrupts the handle when the caller barges in.
+listening, and interrupts the handle when the caller barges in.  Before that,
+the moment the caller's voice may have begun, the handle is *ducked* (played
+quieter from the next frame out) and restored if the voice was not confirmed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class SpeechHandle:
         self.text = text
         self.interruptible = interruptible
         self.interrupted = False
+        self.ducked = False  # playing quieter: the caller may be barging in
+        self.ducks = 0  # how often this reply gave way to a possible barge-in
         self.first_audio_s: float | None = None  # synthesis latency of sentence one
         self.first_packet_s: float | None = None  # from that audio to its first packet out
         self.first_packet_at: float | None = None  # perf_counter() when it went out
@@ -50,6 +54,29 @@ class SpeechHandle:
         assert self._task is not None and self._output is not None
         self._task.cancel()
         self._output.clear()
+        self.restore()  # what plays next (hold music, the next reply) at full level
+        return True
+
+    def duck(self, db: float) -> bool:
+        """The caller may be talking: play the rest ``db`` quieter, from the next frame.
+
+        Only an interruptible reply gives way (the disclosure is said in full).
+        """
+        if self.done or not self.interruptible or self.ducked or db <= 0:
+            return False
+        assert self._output is not None
+        self.ducked = True
+        self.ducks += 1
+        self._output.set_gain(-db)
+        return True
+
+    def restore(self) -> bool:
+        """It was not speech after all (a cough): back to full level."""
+        if not self.ducked:
+            return False
+        assert self._output is not None
+        self.ducked = False
+        self._output.set_gain(0.0)
         return True
 
     async def wait(self) -> None:
@@ -68,6 +95,8 @@ class Speaker:
         self.current: SpeechHandle | None = None
 
     def say(self, text: str, *, interruptible: bool = True) -> SpeechHandle:
+        if self.current is not None:
+            self.current.restore()  # a reply that ended while ducked
         handle = SpeechHandle(text, interruptible=interruptible)
         handle._start(asyncio.create_task(self._play(handle)), self._output)
         self.current = handle
@@ -77,6 +106,14 @@ class Speaker:
         """Barge-in: stop the current reply if it may be interrupted."""
         handle = self.current
         return bool(handle and handle.interruptible and handle.interrupt())
+
+    def duck(self, db: float) -> bool:
+        """Possible barge-in: the current reply gives way (see ``SpeechHandle.duck``)."""
+        return bool(self.current and self.current.duck(db))
+
+    def restore(self) -> bool:
+        """The possible barge-in faded: the reply (if ducked) back to full level."""
+        return bool(self.current and self.current.restore())
 
     @property
     def speaking(self) -> bool:

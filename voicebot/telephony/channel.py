@@ -28,11 +28,17 @@ class MediaOutput(Protocol):
     transports with no real-time clock, such as fixtures).  ``playing``
     resolves once the first audio written to an idle output has gone out on
     the wire: the "first packet" stage of a reply's latency.
+    ``set_gain`` changes the level of audio not yet played, from the next
+    frame out (``voicebot.audio.gain``): barge-in ducks the bot's voice the
+    moment the caller's may have begun, and restores it (0 dB) if it was not.
+    ``clear`` leaves the gain as it is.
     """
 
     def write(self, pcm: np.ndarray) -> None: ...
 
     def clear(self) -> None: ...
+
+    def set_gain(self, db: float) -> None: ...
 
     async def drained(self) -> None: ...
 

@@ -98,6 +98,9 @@ class FixtureOutput:
     def clear(self) -> None:
         self._close_reply()
 
+    def set_gain(self, db: float) -> None:
+        """Play-out is instantaneous: everything written has already been "heard"."""
+
     async def drained(self) -> None:
         self._close_reply()
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import soxr
 
+from voicebot.audio.gain import GainStage
 from voicebot.audio.resample import resample
 from voicebot.core.frames import (
     FRAME_MS,
@@ -185,6 +186,7 @@ class SpeakerBuffer:
         self.device_rate = device_rate
         self._chunks: deque[np.ndarray] = deque()
         self._lock = threading.Lock()
+        self._gain = GainStage()
 
     def push(self, pcm8k: np.ndarray) -> None:
         pcm = np.asarray(pcm8k, dtype=np.int16)
@@ -196,6 +198,10 @@ class SpeakerBuffer:
     def clear(self) -> None:
         with self._lock:
             self._chunks.clear()
+
+    def set_gain(self, db: float) -> None:
+        with self._lock:
+            self._gain.set_db(db)
 
     @property
     def empty(self) -> bool:
@@ -216,7 +222,7 @@ class SpeakerBuffer:
                     self._chunks.popleft()
                 else:
                     self._chunks[0] = chunk[take:]
-        return out
+            return self._gain.apply(out) if filled else out
 
 
 # ------------------------------------------------------------------- channel
@@ -240,6 +246,9 @@ class LocalAudioOutput:
     def clear(self) -> None:
         self.buffer.clear()
         self._emptied.set()
+
+    def set_gain(self, db: float) -> None:
+        self.buffer.set_gain(db)
 
     async def playing(self) -> None:
         """The sound card pulls from the buffer at once; its own latency is not visible."""

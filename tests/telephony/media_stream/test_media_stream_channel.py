@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
 import numpy as np
+import pytest
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
 from voicebot.core.frames import FRAME_SAMPLES, AudioFrame, DtmfFrame, HangupFrame
@@ -175,3 +177,28 @@ async def test_a_stalled_session_cannot_grow_the_inbox_without_bound() -> None:
     channel.end("carrier sent stop")
     frames = [f async for f in channel.frames()]
     assert frames[-2:] == [DtmfFrame("5"), HangupFrame("carrier sent stop")]
+
+
+async def test_ducking_applies_to_messages_not_yet_sent() -> None:
+    """The carrier's lead plays as sent; everything after the duck goes out quieter."""
+    wire = Wire()
+    out = MediaStreamOutput(wire.send, TwilioSerializer("MZ1"), lead_s=0.04)
+    sender = asyncio.create_task(out.run())
+    t = np.arange(8000)
+    out.write((10000 * np.sin(t * 0.3)).astype(np.int16))  # 1 s
+    await asyncio.sleep(0.1)
+    out.set_gain(-15)
+    await asyncio.sleep(0.2)
+    out.close()
+    await asyncio.wait_for(sender, 0.5)
+    levels = [
+        20 * np.log10(np.sqrt(np.mean(ulaw_decode(base64_payload(m)).astype(float) ** 2)))
+        for _, m in wire.sent
+        if m["event"] == "media"
+    ]
+    assert levels[0] - levels[-1] == pytest.approx(15, abs=0.6)  # μ-law rounds a little
+    assert max(levels[:2]) > levels[0] - 0.5  # what went out before it was not touched
+
+
+def base64_payload(message: dict) -> bytes:
+    return base64.b64decode(message["media"]["payload"])

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicebot.audio.g711 import ulaw_decode, ulaw_encode
+from voicebot.audio.gain import GainStage
 from voicebot.core.frames import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
@@ -112,6 +113,7 @@ class MediaStreamOutput:
         self._clear_pending = False
         self._closed = False
         self._play_until = 0.0  # when the carrier will have played all we sent
+        self._gain = GainStage()  # applied as messages go out (the carrier's lead plays as sent)
         self.messages_sent = 0
 
     # --------------------------------------------------------- MediaOutput API
@@ -139,6 +141,10 @@ class MediaStreamOutput:
         if not self._closed:
             self._clear_pending = True
             self._wake.set()
+
+    def set_gain(self, db: float) -> None:
+        """Ducking: messages not yet sent go out at ``db``; the carrier's lead is as sent."""
+        self._gain.set_db(db)
 
     async def playing(self) -> None:
         """Resolve once the first media message of what was written has been sent."""
@@ -208,9 +214,15 @@ class MediaStreamOutput:
             await self._send_text(self._serializer.mark(item.name))
             self._check_idle()
         else:
-            await self._send_text(self._serializer.media(item))
+            await self._send_text(self._serializer.media(self._shaped(item)))
             self._sending.set()
             self._play_until = max(self._play_until, self._clock()) + len(item) / SAMPLE_RATE
+
+    def _shaped(self, ulaw: bytes) -> bytes:
+        """The message at the current gain (re-encoded only while ducked or ramping)."""
+        if self._gain.unity:
+            return ulaw
+        return ulaw_encode(self._gain.apply(ulaw_decode(ulaw)))
 
     async def _sleep(self, seconds: float | None) -> None:
         """Sleep, but wake at once for new audio, a clear, or a close."""

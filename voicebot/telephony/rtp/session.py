@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicebot.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from voicebot.audio.gain import GainStage
 from voicebot.core.frames import FRAME_MS, FRAME_SAMPLES
 from voicebot.core.net import Addr
 from voicebot.telephony.addresses import sendable
@@ -71,11 +72,13 @@ class PlayoutBuffer:
 
     ``write`` only queues; the media task takes exactly one 20 ms frame per
     tick, so queued audio plays at real-time speed and ``clear`` (barge-in)
-    silences the bot on the very next packet.
+    silences the bot on the very next packet; ``set_gain`` (ducking) changes
+    its level from the next packet on.
     """
 
     def __init__(self) -> None:
         self._chunks: deque[np.ndarray] = deque()
+        self._gain = GainStage()
         self._idle = asyncio.Event()
         self._idle.set()
         self._sending = asyncio.Event()
@@ -95,6 +98,9 @@ class PlayoutBuffer:
         self._chunks.clear()
         self._idle.set()
         self._sending.set()
+
+    def set_gain(self, db: float) -> None:
+        self._gain.set_db(db)
 
     async def drained(self) -> None:
         """Resolve once everything written has gone out (or the call ended)."""
@@ -123,6 +129,7 @@ class PlayoutBuffer:
                 self._chunks[0] = chunk[take:]
         if filled:
             self._sending.set()
+            out = self._gain.apply(out)
         if not self._chunks:
             self._idle.set()
         return out
