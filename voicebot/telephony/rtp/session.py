@@ -16,6 +16,7 @@ import contextlib
 import logging
 import random
 import secrets
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ FRAME_S = FRAME_MS / 1000
 MAX_CATCHUP_S = 0.1
 
 MAX_RTP_DATAGRAM = 1500
+# Datagrams read per wake-up of the RTP socket beyond the one asyncio hands us.
+# asyncio reads one datagram per readiness event; when the loop thread waits for
+# the GIL (STT and VAD threads), a flood of junk from a stranger then piles up in
+# the socket ahead of the caller's own packets and delays their audio.  Draining
+# a batch per wake-up keeps the backlog near zero.
+RTP_DRAIN_BATCH = 64
 COMFORT_NOISE_PT = 13
 
 
@@ -176,11 +183,17 @@ class PortAllocator:
         loop = asyncio.get_running_loop()
         ports = [p for p in range(self.low, self.high, 2) if p not in self._in_use]
         random.shuffle(ports)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for port in ports:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                rtp, _ = await loop.create_datagram_endpoint(factory, local_addr=(host, port))
+                sock.bind((host, port))
             except OSError:
+                sock.close()
                 continue
+            rtp, receiver = await loop.create_datagram_endpoint(factory, sock=sock)
+            if isinstance(receiver, _Receiver):
+                receiver.sock = sock  # to drain the backlog per wake-up
             try:
                 rtcp, _ = await loop.create_datagram_endpoint(
                     asyncio.DatagramProtocol, local_addr=(host, port + 1)
@@ -219,8 +232,20 @@ class MediaStats:
 class _Receiver(asyncio.DatagramProtocol):
     def __init__(self, session: MediaSession) -> None:
         self.session = session
+        self.sock: socket.socket | None = None  # the bound socket, once known
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
+        self._handle(data, addr)
+        for _ in range(RTP_DRAIN_BATCH if self.sock is not None else 0):
+            if self.session.stopped:
+                return
+            try:
+                data, addr = self.sock.recvfrom(65535)  # type: ignore[union-attr]
+            except OSError:  # drained (BlockingIOError), or closed by the call's end
+                return
+            self._handle(data, addr)
+
+    def _handle(self, data: bytes, addr: Addr) -> None:
         try:
             self.session.on_datagram(data, addr)
         except Exception:  # never let one bad packet kill the socket
