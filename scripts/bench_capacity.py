@@ -106,14 +106,6 @@ class Usage:
         self.wall_s = round(wall, 1)
 
 
-class InstanceServer(Server):
-    """The bench's server, started with this interpreter (works from any checkout)."""
-
-    def __init__(self, config_toml: str, workdir: Path) -> None:
-        super().__init__(config_toml, workdir)
-        self.cmd[0:1] = [sys.executable, "-m", "voicebot"]
-
-
 def stage_seconds(server: Server, results: list, stage: str) -> list[float]:
     """One stage's time (``stt_s``, ``endpoint_wait_s``…) over this level's timed
     turns, from the call records."""
@@ -202,7 +194,7 @@ async def run(args: argparse.Namespace) -> dict:
     }
     budget_s, started = args.budget_min * 60, time.monotonic()
     with tempfile.TemporaryDirectory(prefix="voicebot-capacity-") as tmp:
-        server = InstanceServer("", Path(tmp))
+        server = Server("", Path(tmp))
         try:
             await asyncio.to_thread(server.start)
             report["ready_s"] = round(server.ready_s, 1)
