@@ -40,10 +40,10 @@ MAX_CATCHUP_S = 0.1
 
 MAX_RTP_DATAGRAM = 1500
 # Datagrams read per wake-up of the RTP socket beyond the one asyncio hands us.
-# asyncio reads one datagram per readiness event; when the loop thread waits for
-# the GIL (STT and VAD threads), a flood of junk from a stranger then piles up in
-# the socket ahead of the caller's own packets and delays their audio.  Draining
-# a batch per wake-up keeps the backlog near zero.
+# asyncio reads one datagram per readiness event; whenever the loop thread is held
+# up (STT and VAD threads want the GIL too), a flood of junk from a stranger can
+# pile up in the socket ahead of the caller's own packets.  Draining a batch per
+# wake-up keeps that backlog near zero (docs/SIP.md, "RTP backlog").
 RTP_DRAIN_BATCH = 64
 COMFORT_NOISE_PT = 13
 
