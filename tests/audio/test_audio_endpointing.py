@@ -96,6 +96,9 @@ def test_cough_like_blip_is_discarded_without_barge_in(vad: SileroVad, speak) ->
     assert kinds == [SpeechStarted, SpeechFaded, NoiseDiscarded]
     (noise,) = of_type(events, NoiseDiscarded)
     assert noise.voiced_s < pinned().min_speech_s
+    # What the log keeps to tell a cough from a word the VAD let go: its score and level.
+    assert pinned().speech_threshold <= noise.peak_prob <= 1.0
+    assert -60.0 < noise.peak_dbfs < 0.0
     # With the shipped defaults such a blip may reach STT, but it never interrupts.
     shipped = run(np.concatenate([silence(1.0), blip, silence(2.0)]), vad, EndpointingConfig())
     assert SpeechConfirmed not in [type(e) for _, e in shipped]

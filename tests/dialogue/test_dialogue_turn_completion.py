@@ -28,6 +28,9 @@ from voicebot.dialogue.turn_completion import (
         "I'd like to complain.",
         "Can you help me with that?",
         "My father died last week. What do I need to do?",
+        "That's all I need.",  # the object came first
+        "What do you want?",
+        "Everything I wanted.",
     ],
 )
 def test_finished_requests(text: str) -> None:
@@ -49,6 +52,8 @@ def test_finished_requests(text: str) -> None:
         "My balance is…",
         "My card was.",
         "I need to reset.",  # "to <verb>" still wants its object
+        "I need.",  # a verb of wanting before its object ("I need | to reset my password")
+        "Hi, I really want.",
         "I'd like to check.",
         "My card",
     ],

@@ -126,6 +126,8 @@ class NoiseDiscarded:
     at: float
     started_at: float = 0.0
     voiced_s: float = 0.0
+    peak_prob: float = 0.0  # Silero's highest score in it: a clear word the VAD let go is high
+    peak_dbfs: float = _DBFS_FLOOR  # its loudest 10 ms block: a word at speech level is loud
 
 
 EndpointEvent = (
@@ -220,6 +222,7 @@ class _Segment:
     last_voiced_end: int
     voiced: int = 0
     prob_sum: float = 0.0  # Silero scores of the voiced windows (their mean: how clearly voice)
+    peak_prob: float = 0.0
     windows: int = 0  # voiced windows
     peak_db: float = _DBFS_FLOOR  # loudest 10 ms block of the turn so far
     sound_end: int = 0  # end of the last loud block in a voiced window
@@ -233,6 +236,7 @@ class _Segment:
     def add_voiced(self, start: int, end: int, prob: float) -> None:
         self.voiced += end - start
         self.prob_sum += prob
+        self.peak_prob = max(self.peak_prob, prob)
         self.windows += 1
         self.last_voiced_end = self.speech_end = end
         if self.runs and self.runs[-1][1] >= start:
@@ -441,6 +445,8 @@ class Endpointer:
                     at=decided / SAMPLE_RATE,
                     started_at=seg.start / SAMPLE_RATE,
                     voiced_s=seg.voiced / SAMPLE_RATE,
+                    peak_prob=seg.peak_prob,
+                    peak_dbfs=seg.peak_db,
                 )
             ]
         self._last_speech_end = seg.speech_end

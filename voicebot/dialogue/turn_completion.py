@@ -86,6 +86,12 @@ OBJECT_VERBS = frozenset({
     "replace", "transfer", "send", "pay", "open", "close", "update", "dispute", "know",
     "get", "see", "make", "find", "activate", "access", "confirm", "verify",
 })  # fmt: skip
+# Verbs of wanting take an object: "I need." and "I want" stop short of what the caller
+# needs ("I need | to reset my password"), unless the object came first: "That's all I
+# need.", "What do you want?".
+WANTING_VERBS = frozenset({"need", "needed", "want", "wanted", "wanna"})
+FRONTED_OBJECTS = WH_WORDS | INDEFINITES | frozenset({"all", "everything", "that's", "it's"})
+ADVERBS = frozenset({"really", "just", "still", "also", "only", "actually", "do", "did"})
 # Whole answers on their own, even when Whisper leaves off the full stop.
 STANDALONE_WORDS = frozenset({
     "hello", "hi", "hey", "yes", "yeah", "yep", "no", "nope", "ok", "okay", "sure",
@@ -179,7 +185,19 @@ def _dangles(words: list[str]) -> bool:
         return True
     if last in AUXILIARIES:
         return before not in SUBJECTS and before != "to"  # "what do I need to do?"
+    if last in WANTING_VERBS:
+        return _wants_its_object(words)
     return before == "to" and last in OBJECT_VERBS
+
+
+def _wants_its_object(words: list[str]) -> bool:
+    """ "I (really) need" ends before its object, unless the object was fronted."""
+    head = words[:-1]
+    while head and head[-1] in ADVERBS:
+        head = head[:-1]
+    if not head or head[-1] not in PRONOUN_SUBJECTS:
+        return False
+    return not any(w in FRONTED_OBJECTS for w in head)
 
 
 def _stranded(words: list[str]) -> bool:

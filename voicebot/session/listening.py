@@ -82,6 +82,8 @@ class Listening:
                 "noise_discarded",
                 started_at=round(event.started_at, 2),
                 voiced_s=round(event.voiced_s, 3),
+                peak_prob=round(event.peak_prob, 3),
+                peak_dbfs=round(event.peak_dbfs, 1),
             )
 
     def become_idle(self) -> None:

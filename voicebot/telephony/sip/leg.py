@@ -392,6 +392,7 @@ class CallLeg:
             rtp_late=jitter.late,
             concealed_frames=jitter.concealed,
             underruns=jitter.underruns,
+            jitter_resyncs=jitter.resyncs,  # playout jumps: audio dropped to bound latency
             dtmf=stats.dtmf,
             max_clock_lag_ms=round(stats.max_lag_ms, 2),
             skipped_ticks=stats.skipped_ticks,
