@@ -91,7 +91,8 @@ OBJECT_VERBS = frozenset({
 # need.", "What do you want?".
 WANTING_VERBS = frozenset({"need", "needed", "want", "wanted", "wanna"})
 FRONTED_OBJECTS = WH_WORDS | INDEFINITES | frozenset({"all", "everything", "that's", "it's"})
-ADVERBS = frozenset({"really", "just", "still", "also", "only", "actually", "do", "did"})
+# Words between the subject and the verb: "I really need", "I do need".
+VERB_MODIFIERS = frozenset({"really", "just", "still", "also", "only", "actually", "do", "did"})
 # Whole answers on their own, even when Whisper leaves off the full stop.
 STANDALONE_WORDS = frozenset({
     "hello", "hi", "hey", "yes", "yeah", "yep", "no", "nope", "ok", "okay", "sure",
@@ -193,7 +194,7 @@ def _dangles(words: list[str]) -> bool:
 def _wants_its_object(words: list[str]) -> bool:
     """ "I (really) need" ends before its object, unless the object was fronted."""
     head = words[:-1]
-    while head and head[-1] in ADVERBS:
+    while head and head[-1] in VERB_MODIFIERS:
         head = head[:-1]
     if not head or head[-1] not in PRONOUN_SUBJECTS:
         return False
